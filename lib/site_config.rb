@@ -1,0 +1,135 @@
+# The app's site configuration, read by the ERB files on the OOD web node.
+#
+# Looked up in this order (../shared/app-contract.md):
+#   1. the file named by MLFLOW_OOD_CONFIG in the dashboard's environment;
+#   2. /etc/ood/config/apps/mlflow/site.yml;
+#   3. nothing: site.yml.example, which also supplies every key a site leaves out.
+# A wrong key or value raises SiteConfig::Error, whose message the dashboard
+# shows on the form page instead of a stack trace.
+require "yaml"
+
+module MlflowApp
+  class SiteConfig
+    class Error < StandardError; end
+
+    APP_ROOT = File.expand_path("..", __dir__)
+    EXAMPLE = File.join(APP_ROOT, "site.yml.example")
+    SYSTEM_FILE = "/etc/ood/config/apps/mlflow/site.yml"
+    RESOURCE_KEYS = %w[hours cores memory_gb].freeze
+
+    attr_reader :source
+
+    def self.load(env = ENV)
+      path = locate(env)
+      new(path ? read(path) : {}, source: path || EXAMPLE)
+    end
+
+    def self.locate(env)
+      given = env["MLFLOW_OOD_CONFIG"].to_s
+      return given unless given.empty?
+      File.exist?(SYSTEM_FILE) ? SYSTEM_FILE : nil
+    end
+
+    def self.read(path)
+      data = YAML.safe_load(File.read(path)) || {}
+      raise Error, "ERROR: #{path} must hold a YAML mapping of settings" unless data.is_a?(Hash)
+      data
+    rescue Errno::ENOENT, Errno::EACCES => e
+      raise Error, "ERROR: cannot read the MLflow app's site configuration #{path}: #{e.message}"
+    rescue Psych::Exception => e
+      raise Error, "ERROR: the MLflow app's site configuration #{path} is not valid YAML: #{e.message}"
+    end
+
+    def initialize(data, source: EXAMPLE)
+      @source = source
+      defaults = YAML.safe_load(File.read(EXAMPLE))
+      unknown = data.keys - defaults.keys
+      fail!("unknown key #{unknown.map(&:to_s).join(', ')} (known keys: #{defaults.keys.join(', ')})") unless unknown.empty?
+      @data = defaults.merge(data) do |key, default, given|
+        default.is_a?(Hash) && given.is_a?(Hash) ? default.merge(given) : given
+      end
+      validate!
+    end
+
+    def clusters = Array(@data["cluster"])
+    def environments = @data["environments"]
+    def environment_labels = environments.map { |e| e["label"] }
+    def proxy = @data["proxy"]
+    def start_timeout = @data["start_timeout"]
+    def partitions = @data["partitions"]
+    def account = @data["account"]
+    def resource(name) = @data.fetch(name)
+    def path_selector = @data["path_selector"]
+    def sbatch_args = @data["sbatch_args"]
+
+    # The setup shell of the environment a user chose; the first one for an empty choice.
+    def environment_setup(label)
+      return environments.first["setup"] if label.to_s.empty?
+      found = environments.find { |e| e["label"] == label }
+      raise Error, "ERROR: the software environment #{label.inspect} is no longer offered; choose another on the form" unless found
+      found["setup"]
+    end
+
+    # A whole number from a form field, within the site's limit.
+    def whole_number(value, field, name)
+      limit = resource(name)["max"]
+      text = value.to_s.strip
+      return resource(name)["default"] if text.empty?
+      number = Integer(text, 10) rescue nil
+      return number if number && number >= 1 && number <= limit
+      raise Error, "ERROR: #{field} must be a whole number from 1 to #{limit}, not #{text.inspect}"
+    end
+
+    private
+
+    def fail!(message)
+      raise Error, "ERROR: the MLflow app's site configuration #{@source}: #{message}"
+    end
+
+    def validate!
+      check_strings("cluster", clusters, allow_empty: false)
+      validate_environments
+      fail!("proxy must be rnode or node, not #{proxy.inspect}") unless %w[rnode node].include?(proxy)
+      fail!("start_timeout must be a number of seconds from 10 to 3600") unless start_timeout.is_a?(Integer) && start_timeout.between?(10, 3600)
+      check_strings("partitions", partitions)
+      fail!("account must be text or none, not #{account.inspect}") unless %w[text none].include?(account)
+      RESOURCE_KEYS.each { |name| validate_resource(name) }
+      validate_path_selector
+      check_strings("sbatch_args", sbatch_args)
+    end
+
+    def validate_environments
+      fail!("environments must be a non-empty list") unless environments.is_a?(Array) && !environments.empty?
+      environments.each_with_index do |env, i|
+        fail!("environments[#{i}] must be a mapping with label and setup") unless env.is_a?(Hash)
+        extra = env.keys - %w[label setup]
+        fail!("environments[#{i}] has unknown key #{extra.join(', ')}") unless extra.empty?
+        label = env["label"]
+        fail!("environments[#{i}] needs a one-line label") unless label.is_a?(String) && !label.strip.empty? && !label.include?("\n")
+        fail!("environments[#{i}] (#{label}) needs setup text (it may be empty)") unless env["setup"].is_a?(String) || env["setup"].nil?
+        env["setup"] = env["setup"].to_s
+      end
+      labels = environment_labels
+      fail!("environment labels must differ (#{labels.join(', ')})") unless labels.uniq.size == labels.size
+    end
+
+    def validate_resource(name)
+      res = resource(name)
+      ok = res.is_a?(Hash) && (res.keys - %w[default max]).empty? &&
+           [res["default"], res["max"]].all? { |v| v.is_a?(Integer) && v >= 1 } && res["default"] <= res["max"]
+      fail!("#{name} must have whole-number default and max with 1 <= default <= max") unless ok
+    end
+
+    def validate_path_selector
+      ps = path_selector
+      ok = ps.is_a?(Hash) && (ps.keys - %w[directory favorites]).empty? && ps["directory"].is_a?(String) &&
+           (ps["favorites"] == false || (ps["favorites"].is_a?(Array) && ps["favorites"].all? { |f| f.is_a?(String) }))
+      fail!("path_selector must have directory (a path or \"\") and favorites (false or a list of paths)") unless ok
+    end
+
+    def check_strings(key, value, allow_empty: true)
+      ok = value.is_a?(Array) && value.all? { |v| v.is_a?(String) && !v.strip.empty? } && (allow_empty || !value.empty?)
+      fail!("#{key} must be a list of names#{allow_empty ? '' : ' (at least one)'}") unless ok
+    end
+  end
+end

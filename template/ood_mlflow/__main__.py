@@ -1,0 +1,21 @@
+"""`python3 -m ood_mlflow preflight|serve|ready PID`: the job's three steps."""
+
+import sys
+
+
+def main(argv) -> int:
+    command = argv[0] if argv else ""
+    if command == "preflight":
+        from .preflight import main as run
+        return run()
+    if command == "serve":
+        from .serve import main as run
+        return run()
+    if command == "ready":
+        from .ready import main as run
+        return run(int(argv[1]) if len(argv) > 1 else 0)
+    print("usage: python3 -m ood_mlflow preflight|serve|ready [SERVER_PID]", file=sys.stderr)
+    return 2
+
+
+sys.exit(main(sys.argv[1:]))

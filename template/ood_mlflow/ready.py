@@ -1,0 +1,86 @@
+"""Wait in after.sh until the UI answers through the gate, as the browser will reach it.
+
+An open port is not enough: MLflow's workers import for seconds after the port
+opens, and a store problem only shows on the first request. So this logs in
+with the session secret, loads the UI page and lists experiments. It gives up
+early when the server process has died, and at the time limit.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import time
+from urllib.parse import urlencode
+
+from . import settings
+from .errors import LaunchError, report
+from .gate_policy import COOKIE_NAME, LOGIN_FIELD
+from .server_command import static_prefix
+
+
+def process_alive(pid: int) -> bool:
+    """True while the process runs; a zombie (exited, not yet reaped) counts as dead."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def probe(host: str, port: int, prefix: str, secret: str) -> bool:
+    """One attempt: login, UI page, experiments API. True when all three answer."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("POST", prefix + "/login", urlencode({LOGIN_FIELD: secret}),
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        response.read()
+        cookie = response.getheader("Set-Cookie", "").split(";")[0]
+        if response.status != 303 or not cookie.startswith(COOKIE_NAME + "="):
+            return False
+        for path in ("/", "/ajax-api/2.0/mlflow/experiments/search?max_results=1"):
+            conn.request("GET", prefix + path, headers={"Cookie": cookie})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                return False
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def wait_until_ready(host, port, prefix, secret, timeout, server_pid) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if server_pid and not process_alive(server_pid):
+            raise LaunchError(
+                "The MLflow server stopped while starting (its messages are just above in output.log)",
+                "Read those messages; if the store is fine, relaunch, and if it happens again, "
+                "report it to your site's support with this output.log",
+            )
+        if probe(host, port, prefix, secret):
+            return
+        if time.monotonic() > deadline:
+            raise LaunchError(
+                f"The MLflow UI did not answer within {timeout} seconds",
+                "Relaunch (the first start on a busy file system can be slow); if it happens again, "
+                "ask your site's administrators to raise start_timeout in the app's site.yml",
+            )
+        time.sleep(1)
+
+
+def main(server_pid: int) -> int:
+    conf = settings.load()
+    host, port = os.environ["host"], int(os.environ["port"])
+    try:
+        wait_until_ready(host, port, static_prefix(conf.proxy, host, port), settings.read_secret(),
+                         conf.start_timeout, server_pid)
+    except LaunchError as error:
+        report(error)
+        return 1
+    print("The MLflow UI answers through the login gate.", flush=True)
+    return 0

@@ -1,0 +1,56 @@
+"""The `mlflow server` command line and environment for a session (pure).
+
+Everything MLflow should do is said through its own CLI flags and public
+environment variables; the login gate is plugged in with `--app-name`.
+"""
+
+from __future__ import annotations
+
+from .store_uri import Store
+
+APP_NAME = "ood-gate"
+
+
+def workers_for(cpus: int) -> int:
+    """One worker per two cores, at most four: a UI for one person needs little.
+
+    Each worker is a full MLflow import (~250 MB), and a 1-2 core session must
+    not spend its memory on idle copies.
+    """
+    return max(1, min(4, cpus // 2))
+
+
+def static_prefix(proxy: str, host: str, port: int) -> str:
+    """`/node` keeps the path, so MLflow must serve under it; `/rnode` strips it."""
+    return f"/node/{host}/{port}" if proxy == "node" else ""
+
+
+def server_argv(store: Store, host: str, port: int, proxy: str, cpus: int) -> list:
+    argv = [
+        "server",
+        "--backend-store-uri", store.backend_uri,
+        "--default-artifact-root", store.default_artifact_root,
+        "--no-serve-artifacts",
+        "--host", "0.0.0.0",
+        "--port", str(port),
+        "--workers", str(workers_for(cpus)),
+        "--app-name", APP_NAME,
+    ]
+    prefix = static_prefix(proxy, host, port)
+    if prefix:
+        argv += ["--static-prefix", prefix]
+    return argv
+
+
+def server_environment(store: Store) -> dict:
+    env = {
+        # A UI session needs no background job runner (8 more processes on 3.x).
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        # Compute nodes are offline; do not try to phone home.
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+    if store.kind == "file":
+        # MLflow 3.13+ refuses directory stores without this opt-in.
+        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    return env

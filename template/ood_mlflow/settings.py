@@ -1,0 +1,50 @@
+"""The session's settings: what the form and the site configuration chose.
+
+session.json is rendered by OOD from template/session.json.erb when the session
+is staged. Form values travel to the job this way, as JSON, so none of them is
+ever pasted into a shell script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SESSION_DIR = Path(__file__).resolve().parent.parent
+SECRET_FILE_NAME = ".gate-secret"
+INFO_FILE_NAME = "mlflow_session.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    tracking_uri: str
+    environment: str = ""
+    proxy: str = "rnode"  # which OOD reverse-proxy prefix the view uses
+    start_timeout: int = 300
+    read_only: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Settings":
+        return cls(
+            tracking_uri=str(data.get("tracking_uri", "")),
+            environment=str(data.get("environment", "")),
+            proxy="node" if data.get("proxy") == "node" else "rnode",
+            start_timeout=max(10, int(data.get("start_timeout") or 300)),
+            read_only=str(data.get("read_only", "")).lower() in ("1", "true", "yes"),
+        )
+
+
+def load(session_dir: Path = SESSION_DIR) -> Settings:
+    with open(session_dir / "session.json", encoding="utf-8") as fh:
+        return Settings.from_dict(json.load(fh))
+
+
+def read_secret(session_dir: Path = SESSION_DIR) -> str:
+    with open(session_dir / SECRET_FILE_NAME, encoding="ascii") as fh:
+        return fh.read().strip()
+
+
+def home() -> str:
+    return os.environ.get("HOME", "")
