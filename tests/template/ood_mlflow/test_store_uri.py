@@ -1,0 +1,68 @@
+"""What a user types on the form, and the store MLflow is given for it."""
+
+import pytest
+
+from ood_mlflow.store_uri import Store, StoreUriError, parse_store
+
+
+@pytest.mark.parametrize("typed,kind,path", [
+    ("/scratch/project_2001234/mlruns", "file", "/scratch/project_2001234/mlruns"),
+    ("  /scratch/project_2001234/mlruns/  ", "file", "/scratch/project_2001234/mlruns"),
+    ("/scratch/p/mlruns.db", "sqlite", "/scratch/p/mlruns.db"),
+    ("/scratch/p/runs.SQLite3", "sqlite", "/scratch/p/runs.SQLite3"),
+    ("/scratch/p/runs.sqlite", "sqlite", "/scratch/p/runs.sqlite"),
+    ("sqlite:////scratch/p/mlruns.db", "sqlite", "/scratch/p/mlruns.db"),
+    ("file:///scratch/p/mlruns", "file", "/scratch/p/mlruns"),
+    ("file://localhost/scratch/p/mlruns", "file", "/scratch/p/mlruns"),
+    ("file:/scratch/p/mlruns", "file", "/scratch/p/mlruns"),
+    ("file:///scratch/my%20runs", "file", "/scratch/my runs"),
+    ("/scratch/p/../q/./mlruns", "file", "/scratch/q/mlruns"),
+    ("//scratch/p/mlruns", "file", "/scratch/p/mlruns"),
+    ("/scratch/my runs/it's $(here).db", "sqlite", "/scratch/my runs/it's $(here).db"),
+])
+def test_accepted_forms(typed, kind, path):
+    assert parse_store(typed) == Store(kind, path)
+
+
+def test_home_is_expanded_with_the_given_home():
+    assert parse_store("~/mlruns", home="/home/u") == Store("file", "/home/u/mlruns")
+    assert parse_store("~", home="/home/u") == Store("file", "/home/u")
+
+
+@pytest.mark.parametrize("typed,words", [
+    ("", "No tracking store"),
+    ("   ", "No tracking store"),
+    ("mlruns", "not an absolute path"),
+    ("./mlruns", "not an absolute path"),
+    ("~/mlruns", "not an absolute path"),  # no home known
+    ("sqlite:///mlruns.db", "four slashes"),
+    ("sqlite://///scratch/p/mlruns.db", "four slashes"),
+    ("sqlite://scratch/p.db", "four slashes"),
+    ("sqlite:////scratch/p.db?mode=ro", "query options"),
+    ("file://otherhost/scratch/p/mlruns", "names the host"),
+    ("http://server:5000", "scheme 'http:'"),
+    ("postgresql://u@db/mlflow", "scheme 'postgresql:'"),
+    ("s3://bucket/mlruns", "scheme 's3:'"),
+    ("/scratch/p\n/mlruns", "line break"),
+])
+def test_refused_with_cause_and_fix(typed, words):
+    with pytest.raises(StoreUriError) as error:
+        parse_store(typed)
+    assert words in error.value.cause
+    assert error.value.fix
+    assert error.value.line.startswith("ERROR: ") and "\n" not in error.value.line
+
+
+def test_sqlite_fix_shows_the_right_uri():
+    with pytest.raises(StoreUriError) as error:
+        parse_store("sqlite:///scratch/p/mlruns.db")
+    assert "'sqlite:////scratch/p/mlruns.db'" in error.value.fix
+
+
+def test_uris_for_mlflow_and_training_code():
+    db = parse_store("/scratch/p/mlruns.db")
+    assert db.backend_uri == db.tracking_uri == "sqlite:////scratch/p/mlruns.db"
+    assert db.default_artifact_root == "/scratch/p/mlartifacts"
+    directory = parse_store("file:///scratch/p/mlruns")
+    assert directory.backend_uri == directory.tracking_uri == "/scratch/p/mlruns"
+    assert directory.default_artifact_root == "/scratch/p/mlruns"

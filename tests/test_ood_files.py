@@ -1,0 +1,168 @@
+"""The OOD files, rendered as the dashboard renders them (real Ruby ERB, Psych
+safe_load, Redcarpet), checked for what the dashboard and the user get."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+
+from tests.portal.ood import APP_ROOT, RenderError, render_form, render_submit, stage
+
+
+class Elements(HTMLParser):
+    """Every element with its attributes and the chain of elements it sits in."""
+
+    def __init__(self, html):
+        super().__init__()
+        self.stack, self.found, self.text = [], [], []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs), tuple(self.stack)))
+        if tag not in ("input", "br", "img", "meta"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:
+            del self.stack[len(self.stack) - 1 - self.stack[::-1].index(tag):]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def first(self, tag):
+        return next((f for f in self.found if f[0] == tag), None)
+
+
+def test_manifest_is_a_batch_connect_app():
+    manifest = yaml.safe_load((APP_ROOT / "manifest.yml").read_text())
+    assert manifest["role"] == "batch_connect" and manifest["name"] == "MLflow"
+
+
+def test_form_defaults_without_site_configuration():
+    form = render_form()
+    assert form["cluster"] == "cluster"
+    assert form["form"][0] == "mlflow_tracking_uri"
+    store = form["attributes"]["mlflow_tracking_uri"]
+    assert store["widget"] == "path_selector" and store["required"] is True
+    assert "/scratch/project_2001234/mlruns" in store["help"] and "sqlite:////" in store["help"]
+    # One environment: the choice is hidden.
+    assert form["attributes"]["mlflow_environment"]["widget"] == "hidden_field"
+    for name in form["form"]:
+        assert re.match(r"(mlflow_|bc_|auto_)", name), f"{name} may collide with a Ruby method"
+    for name in ("bc_num_hours", "mlflow_num_cores", "mlflow_memory_gb"):
+        assert form["attributes"][name]["value"] >= 1
+
+
+def test_form_follows_the_site_configuration(site_config):
+    env = site_config(
+        "3", cluster=["puhti", "mahti"], partitions=["interactive", "small"], account="none",
+        environments=[{"label": "MLflow 3.17", "setup": "module load mlflow/3.17"},
+                      {"label": "MLflow 2.22", "setup": "module load mlflow/2.22"}],
+        cores={"default": 2, "max": 4})
+    form = render_form(env)
+    assert form["cluster"] == ["puhti", "mahti"]
+    assert "bc_account" not in form["form"]
+    assert form["attributes"]["bc_queue"]["options"] == ["interactive", "small"]
+    assert form["attributes"]["mlflow_environment"]["options"] == ["MLflow 3.17", "MLflow 2.22"]
+    assert (form["attributes"]["mlflow_num_cores"]["value"], form["attributes"]["mlflow_num_cores"]["max"]) == (2, 4)
+
+
+@pytest.mark.parametrize("config,words", [
+    ({"partiton": ["small"]}, "unknown key partiton"),
+    ({"proxy": "direct"}, "proxy must be rnode or node"),
+    ({"environments": []}, "environments must be a non-empty list"),
+    ({"cores": {"default": 9, "max": 4}}, "cores must have"),
+])
+def test_a_wrong_site_configuration_is_reported_readably(site_config, config, words):
+    with pytest.raises(RenderError) as error:
+        render_form(site_config("3", **config))
+    assert "ERROR:" in str(error.value) and words in str(error.value)
+
+
+def test_submit_options(tmp_path):
+    context = {"mlflow_num_cores": "2", "mlflow_memory_gb": "3", "mlflow_tracking_uri": "/x"}
+    submit = render_submit(context, tmp_path)
+    assert submit["batch_connect"]["template"] == "basic"
+    assert submit["batch_connect"]["conn_params"] == ["mlflow_proxy"]
+    assert "--cpus-per-task=2" in submit["script"]["native"] and "--mem=3G" in submit["script"]["native"]
+
+
+@pytest.mark.parametrize("cores", ["0", "abc", "9", "1; rm -rf ~", "$(id)"])
+def test_submit_refuses_bad_resource_values_on_the_form_page(tmp_path, cores):
+    with pytest.raises(RenderError) as error:
+        render_submit({"mlflow_num_cores": cores, "mlflow_memory_gb": "1"}, tmp_path)
+    assert "ERROR: Cores must be a whole number from 1 to 8" in str(error.value)
+
+
+HOSTILE = "/scratch/my runs/it's \"$(touch /tmp/ood-mlflow-pwned)\" `id`; echo x\n.db"
+
+
+def test_staged_session_matches_what_the_job_expects(tmp_path, site_config):
+    session = stage({"mlflow_tracking_uri": HOSTILE}, env=site_config("3"), dataroot=tmp_path)
+    root = session.staged_root
+    for name in ("before.sh", "script.sh", "after.sh", "environment.sh", "session.json", "ood_mlflow/__main__.py",
+                 "ood_mlflow-0.1.0.dist-info/entry_points.txt", "user_defined_context.json"):
+        assert (root / name).is_file(), f"{name} was not staged"
+    assert not list(root.rglob("*.erb")), "ERB sources were copied into the session"
+    assert os.access(root / "script.sh", os.X_OK), "script.sh is not executable: the job would fail with 126"
+    assert stat.S_IMODE((root / "script.sh").stat().st_mode) == 0o755
+    for name in ("before.sh", "script.sh", "after.sh", "environment.sh"):
+        check = subprocess.run(["bash", "-n", str(root / name)], capture_output=True, text=True)
+        assert check.returncode == 0, f"{name}: {check.stderr}"
+        assert "touch /tmp/ood-mlflow-pwned" not in (root / name).read_text(), f"a form value reached {name}"
+    settings = json.loads((root / "session.json").read_text())
+    assert settings["tracking_uri"] == HOSTILE and settings["proxy"] == "rnode"
+    assert json.loads((root / "user_defined_context.json").read_text())["mlflow_tracking_uri"] == HOSTILE
+    assert "source /opt/ood-mlflow/venv-mlflow3/bin/activate" in (root / "environment.sh").read_text()
+
+
+def write_connection(session, proxy="rnode"):
+    session.connection_file.write_text(
+        f"mlflow_proxy: {proxy}\nhost: c1234.cluster\nport: 43210\npassword: Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0h\n")
+
+
+@pytest.mark.parametrize("proxy", ["rnode", "node"])
+def test_view_survives_markdown_and_posts_the_secret(tmp_path, proxy):
+    session = stage({"mlflow_tracking_uri": "/x"}, dataroot=tmp_path)
+    write_connection(session, proxy)
+    html = session.render_view()
+    page = Elements(html)
+    form = page.first("form")
+    assert form, f"no <form> left after OOD's Markdown pass:\n{html}"
+    assert not {"pre", "code", "p"} & set(form[2]), f"Markdown wrapped the form in {form[2]}: the view has an indented or split block"
+    assert page.found[0][0] == "form", "the Connect form must be the view's first element"
+    assert form[1]["action"] == f"/{proxy}/c1234.cluster/43210/login"
+    assert form[1]["method"] == "post"
+    hidden = [a for t, a, _ in page.found if t == "input" and a.get("type") == "hidden"]
+    assert hidden == [{"type": "hidden", "name": "password", "value": "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0h"}]
+    assert "Connect to MLflow" in "".join(page.text)
+    assert "password" not in form[1]["action"] and "Ab3dEf6h" not in form[1]["action"]
+
+
+def test_info_card_shows_store_version_and_tracking_line(tmp_path):
+    session = stage({"mlflow_tracking_uri": "/scratch/p/mlruns.db"}, dataroot=tmp_path)
+    assert "/scratch/p/mlruns.db" in session.render_info("queued")
+    (session.staged_root / "mlflow_session.json").write_text(json.dumps(
+        {"mlflow_version": "3.17.2", "tracking_uri": "sqlite:////scratch/p/<mlruns>.db"}))
+    html = session.render_info()
+    assert "3.17.2" in html
+    assert "mlflow.set_tracking_uri(&quot;sqlite:////scratch/p/&lt;mlruns&gt;.db&quot;)" in html
+    assert not Elements(html).first("pre")
+
+
+def test_completed_card_shows_why_the_session_ended(tmp_path):
+    session = stage({"mlflow_tracking_uri": "/x"}, dataroot=tmp_path)
+    session.output_log.write_text("Script starting...\nERROR: The store <x> does not exist. Fix: check it.\nCleaning up...\n")
+    html = session.render_completed()
+    assert "ERROR: The store &lt;x&gt; does not exist. Fix: check it." in html
+    session.output_log.write_text("slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***\n")
+    assert "time limit" in session.render_completed()
+    session.output_log.write_text("Cleaning up...\n")
+    assert "The session has ended." in session.render_completed()
