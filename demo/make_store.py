@@ -32,6 +32,8 @@ def main():
     rng = random.Random(args.seed)
     if not args.uri.startswith("sqlite:"):
         os.makedirs(args.uri, exist_ok=True)
+        # MLflow 3.13+ refuses directory stores unless asked, as users' training jobs do.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient(tracking_uri=args.uri)
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment:

@@ -63,8 +63,9 @@ def make_store(kind: str, major: str, owner: str, name: str = "") -> str:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     target = f"sqlite:///{directory}/mlruns.db" if kind == "sqlite" else str(directory / "mlruns")
-    subprocess.run([str(mlflow_python(major)), str(APP_ROOT / "demo/make_store.py"), target],
-                   check=True, capture_output=True, cwd=directory, timeout=300)
+    made = subprocess.run([str(mlflow_python(major)), str(APP_ROOT / "demo/make_store.py"), target],
+                          capture_output=True, text=True, cwd=directory, timeout=300)
+    assert made.returncode == 0, f"making the {kind} store with MLflow {major} failed:\n{made.stderr[-2000:]}"
     entry = pwd.getpwnam(owner)
     for dirpath, dirnames, filenames in os.walk(directory):
         os.chown(dirpath, entry.pw_uid, entry.pw_gid)

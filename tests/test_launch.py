@@ -52,9 +52,21 @@ def login(conn_info, headers) -> str:
     return cookie.split(";")[0]
 
 
-@pytest.mark.parametrize("proxy,dex", [("rnode", False), ("node", True)])
-def test_session_serves_owner_and_refuses_everyone_else(launch, site_config, stores, proxy, dex):
-    job = launch({"mlflow_tracking_uri": stores("sqlite")}, site_config("3", proxy=proxy))
+def experiment_id(conn_info, headers, cookie, name="demo-classifier") -> str:
+    status, _, body = request(conn_info, "GET", prefix_of(conn_info) + "/ajax-api/2.0/mlflow/experiments/search?max_results=50",
+                              dict(headers, Cookie=cookie))
+    assert status == 200, body[:300]
+    return next(e["experiment_id"] for e in json.loads(body)["experiments"] if e["name"] == name)
+
+
+@pytest.mark.parametrize("kind,major,proxy,dex", [
+    ("sqlite", "3", "rnode", False),
+    ("file", "3", "node", True),
+    ("sqlite", "2", "rnode", False),
+    ("file", "2", "node", False),
+])
+def test_session_serves_owner_and_refuses_everyone_else(launch, site_config, stores, kind, major, proxy, dex):
+    job = launch({"mlflow_tracking_uri": stores(kind, major)}, site_config(major, proxy=proxy))
     conn_info = job.wait_running(timeout=150)
     assert conn_info["mlflow_proxy"] == proxy
     assert len(str(conn_info["password"])) >= 32
@@ -72,9 +84,9 @@ def test_session_serves_owner_and_refuses_everyone_else(launch, site_config, sto
     cookie = login(conn_info, headers)
     status, _, body = request(conn_info, "GET", base + "/", dict(headers, Cookie=cookie))
     assert status == 200 and b"<html" in body.lower()
+    search = json.dumps({"experiment_ids": [experiment_id(conn_info, headers, cookie)], "max_results": 100})
     status, _, body = request(conn_info, "POST", base + "/ajax-api/2.0/mlflow/runs/search",
-                              dict(headers, Cookie=cookie, **{"Content-Type": "application/json"}),
-                              '{"experiment_ids":["1"],"max_results":100}')
+                              dict(headers, Cookie=cookie, **{"Content-Type": "application/json"}), search)
     assert status == 200, body[:300]
     runs = json.loads(body)["runs"]
     assert sorted(r["info"]["run_name"] for r in runs) == ["run-00000", "run-00001", "run-00002"]
