@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import OTHER
+from tests.portal.testbed import OTHER
 from tests.portal.apache import OodApache, free_port
 from tests.portal.dashboard import make_docroot
 

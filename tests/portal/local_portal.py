@@ -1,0 +1,82 @@
+"""Launch the app on this machine exactly as a portal would: `bin/launch-local`.
+
+Stages a session with the emulated dashboard, submits it through the local
+Slurm (or runs the job script directly where there is none), serves the session
+card from an OOD-like Apache on http://localhost:PORT and waits until Ctrl+C,
+then cancels the job. Without a store it makes a demo store first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.portal.testbed import OWNER, make_store, write_site_config
+from tests.portal.apache import OodApache
+from tests.portal.dashboard import make_docroot, publish_card
+from tests.portal.jobs import LocalJob, SlurmJob
+from tests.portal.ood import stage
+
+
+def slurm_available() -> bool:
+    if not shutil.which("sbatch"):
+        return False
+    return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+
+
+def session_user() -> str:
+    """The person who ran `sudo bin/launch-local`, else the test user: never root."""
+    user = os.environ.get("SUDO_USER", "")
+    if user and user != "root":
+        return user
+    return OWNER
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store", nargs="?", help="directory or SQLite store to open (default: a new demo store)")
+    parser.add_argument("--mlflow", choices=["3", "2"], default="3", help="MLflow major version (test venvs)")
+    parser.add_argument("--proxy", choices=["rnode", "node"], default="rnode")
+    parser.add_argument("--port", type=int, default=8080, help="the portal's port on localhost")
+    parser.add_argument("--no-slurm", action="store_true", help="run the job script directly")
+    args = parser.parse_args(argv)
+
+    user = session_user()
+    store = args.store or make_store("sqlite", args.mlflow, user, name="-demo")
+    work = Path(tempfile.mkdtemp(prefix="ood-mlflow-local-"))
+    work.chmod(0o755)
+    env = write_site_config(work / "site.yml", args.mlflow, proxy=args.proxy)
+    use_slurm = not args.no_slurm and slurm_available()
+    session = stage({"mlflow_tracking_uri": store}, user=user, env=env)
+    job = (SlurmJob if use_slurm else LocalJob)(session).start()
+    apache = OodApache(work / "apache", args.port, portal_host="localhost", docroot=make_docroot(),
+                       remote_user=user)
+    try:
+        print(f"Session {session.id} for {user}: {'Slurm job ' + job.job_id if use_slurm else 'job script run directly'}")
+        print(f"Store: {store}\nWaiting for MLflow to start (output: {session.output_log}) ...", flush=True)
+        job.wait_running(timeout=300)
+        apache.start()
+        path = publish_card(session, apache.docroot, getattr(job, "job_id", ""))
+        print(f"\nOpen {apache.url(path)} and press 'Connect to MLflow'.")
+        print("Stop with Ctrl+C (the job is cancelled and the portal stopped).", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while not job.finished():
+            time.sleep(2)
+        print("The job has ended:\n" + session.output()[-2000:])
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        job.cancel()
+        apache.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

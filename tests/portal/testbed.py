@@ -1,0 +1,60 @@
+"""The test bed shared by the tests and bin/launch-local: MLflow venvs, users,
+site configurations and stores written by real MLflow."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.portal.ood import APP_ROOT
+
+VENVS = Path(os.environ.get("OOD_MLFLOW_VENVS", "/opt/ood-mlflow"))
+MLFLOW_VENVS = {"3": VENVS / "venv-mlflow3", "2": VENVS / "venv-mlflow2"}
+OWNER = "ood-alice"  # the user who launches sessions
+OTHER = "ood-bob"  # another user of the same cluster
+STORES_ROOT = Path(os.environ.get("OOD_MLFLOW_TEST_STORES", "/srv/ood-mlflow-tests"))
+
+
+def mlflow_python(major: str) -> Path:
+    python = MLFLOW_VENVS[major] / "bin" / "python"
+    assert python.exists(), f"MLflow {major}.x venv missing at {python}: run .ci/install-deps.sh"
+    return python
+
+
+def write_site_config(path: Path, major: str = "3", **overrides) -> dict:
+    """A site.yml whose environment activates the test venv of MLflow `major`; returns the dashboard env."""
+    config = {
+        "environments": [{"label": f"MLflow {major}.x (test venv)",
+                          "setup": f"source {MLFLOW_VENVS[major]}/bin/activate\n"}],
+        "proxy": "rnode",
+        "start_timeout": 120,
+    }
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o644)
+    return {"MLFLOW_OOD_CONFIG": str(path)}
+
+
+def make_store(kind: str, major: str, owner: str, name: str = "") -> str:
+    """A store written by real MLflow `major`, owned by `owner`; returns what the user types."""
+    directory = STORES_ROOT / f"mlflow{major}-{kind}{name}"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    target = f"sqlite:///{directory}/mlruns.db" if kind == "sqlite" else str(directory / "mlruns")
+    made = subprocess.run([str(mlflow_python(major)), str(APP_ROOT / "demo/make_store.py"), target],
+                          capture_output=True, text=True, cwd=directory, timeout=300)
+    assert made.returncode == 0, f"making the {kind} store with MLflow {major} failed:\n{made.stderr[-2000:]}"
+    entry = pwd.getpwnam(owner)
+    for dirpath, dirnames, filenames in os.walk(directory):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for name_ in filenames:
+            os.chown(os.path.join(dirpath, name_), entry.pw_uid, entry.pw_gid)
+    STORES_ROOT.chmod(0o755)
+    directory.chmod(0o700)  # like a project directory: only its owner reads it
+    return f"{directory}/mlruns.db" if kind == "sqlite" else target
