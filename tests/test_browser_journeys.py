@@ -1,0 +1,114 @@
+"""A researcher's journey in a real browser, through Slurm and the OOD-like proxy.
+
+Chromium (as a non-root user) opens the session card on the portal, clicks
+Connect, sees the experiments, opens one and its runs, a run's loss chart and
+its text artifact, renames the experiment and sees the new name after a
+reload. The matrix covers store kinds, both proxy prefixes and Dex (Host is
+the portal's name) on MLflow 3.17.2, and SQLite behind /rnode on MLflow 2.22.
+A screenshot of each step is saved under tests/artifacts/journeys/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from tests.portal.apache import OodApache, free_port
+from tests.portal.browser import Browser
+from tests.portal.dashboard import make_docroot, publish_card
+from tests.portal.testbed import OWNER, make_store
+
+SHOTS = Path(__file__).resolve().parent / "artifacts" / "journeys"
+MATRIX = [(kind, "3", proxy, dex) for kind in ("sqlite", "file") for proxy in ("rnode", "node")
+          for dex in (False, True)] + [("sqlite", "2", "rnode", False)]
+
+
+@pytest.fixture(scope="module")
+def portals(tmp_path_factory):
+    """One portal per Host setup: ProxyPreserveHost Off, and On as on Dex sites."""
+    docroot = make_docroot()
+    started = {dex: OodApache(tmp_path_factory.mktemp(f"apache-dex-{dex}"), free_port(), preserve_host=dex,
+                              docroot=docroot, remote_user=OWNER).start() for dex in (False, True)}
+    yield started
+    for apache in started.values():
+        apache.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(portals):
+    with Browser(run_as=OWNER, insecure_origins=[a.origin for a in portals.values()]) as chromium:
+        yield chromium
+
+
+def shoot(browser, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(str(SHOTS / f"{name}.png"))
+
+
+def click_exact_text(browser, text):
+    """Items such as artifact names are plain elements, not links or buttons."""
+    browser.wait_for(text=text)
+    browser.driver.find_element(By.XPATH, f"//*[normalize-space(text())='{text}']").click()
+
+
+def rename_experiment(browser, experiment_id, new_name):
+    """A state-changing POST from the UI's page, with the browser's own Origin and cookie."""
+    status = browser.driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        fetch('ajax-api/2.0/mlflow/experiments/update', {method: 'POST', credentials: 'same-origin',
+              headers: {'Content-Type': 'application/json'}, body: arguments[0]})
+          .then(r => done(r.status), e => done(String(e)));""",
+        json.dumps({"experiment_id": experiment_id, "new_name": new_name}))
+    assert status == 200, f"renaming through the UI's origin answered {status}"
+
+
+@pytest.mark.slurm
+@pytest.mark.browser
+@pytest.mark.parametrize("kind,major,proxy,dex", MATRIX,
+                         ids=[f"{k}-mlflow{m}-{p}-{'dex' if d else 'nodex'}" for k, m, p, d in MATRIX])
+def test_journey(launch, site_config, portals, browser, kind, major, proxy, dex):
+    name = f"{kind}-mlflow{major}-{proxy}-{'dex' if dex else 'nodex'}"
+    store = make_store(kind, major, OWNER, name=f"-journey-{proxy}-{dex}")
+    job = launch({"mlflow_tracking_uri": store}, site_config(major, proxy=proxy), runner="slurm")
+    info = job.wait_running(timeout=180)
+    portal = portals[dex]
+    base_url = portal.url(f"/{proxy}/{info['host']}/{info['port']}/")
+
+    browser.open(portal.url(publish_card(job.session, portal.docroot, job.job_id)))
+    browser.wait_for(text="Connect to MLflow")
+    shoot(browser, f"{name}-1-card")
+    browser.click(text="Connect to MLflow")
+    browser.switch_to_newest_window()
+    browser.wait_for(text="demo-classifier", timeout=60)
+    assert browser.driver.current_url.startswith(base_url), browser.driver.current_url
+    shoot(browser, f"{name}-2-experiments")
+
+    if major == "3":
+        browser.click(text="Model training")
+    browser.click(text="demo-classifier")
+    browser.wait_for(text="3 matching runs", timeout=60)  # the runs table is a POST
+    shoot(browser, f"{name}-3-runs")
+    experiment_id = browser.driver.current_url.split("#/experiments/")[1].split("/")[0].split("?")[0]
+
+    browser.click(text="run-00000")
+    browser.wait_for(text="Parameters")
+    browser.click(text="Model metrics")
+    browser.wait_for(text="run-00000 (loss)", timeout=60)
+    shoot(browser, f"{name}-4-loss-chart")
+
+    browser.click(text="Artifacts")
+    click_exact_text(browser, "notes.txt")
+    browser.wait_for(text="Notes for run-00000: trained with lr=", timeout=60)
+    shoot(browser, f"{name}-5-artifact")
+
+    rename_experiment(browser, experiment_id, f"renamed-{name}")
+    browser.open(base_url)  # the home page lists the experiments in 2.x and 3.x
+    browser.driver.refresh()
+    browser.wait_for(text=f"renamed-{name}", timeout=60)
+    shoot(browser, f"{name}-6-renamed")
+    assert not [e for e in browser.console_errors() if "403" in e.get("message", "") or "401" in e.get("message", "")]
+    browser.driver.close()
+    browser.driver.switch_to.window(browser.driver.window_handles[0])
