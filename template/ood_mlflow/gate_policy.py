@@ -10,6 +10,8 @@ Rules:
 - `POST <prefix>/login` with the session secret (the form on the OOD session
   card) sets an HttpOnly, SameSite=Strict cookie and redirects to the UI.
 - Anything else needs that cookie; without it: 401, with a wrong one: 403.
+- In a read-only session, a request that could change the store (any method
+  but GET/HEAD/OPTIONS, except searches) is refused with a message the UI shows.
 - A request whose Origin is neither the portal it came through nor the node
   is refused (403), cookie or not.
 - What passes reaches MLflow as a local request: Host is `localhost:<port>`
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,6 +40,13 @@ WRONG_LOGIN = (
     "on the session's card in the Open OnDemand portal."
 )
 CROSS_SITE = "Cross-site request refused: it did not come from the Open OnDemand portal."
+READ_ONLY = (
+    "This MLflow session is read-only, so nothing in the tracking store can be changed. "
+    "To make changes, launch a new session with Store access 'Read and write'."
+)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# POSTs the UI makes only to read: searches, GraphQL queries, its own telemetry.
+READING_POST_SUFFIXES = ("/search", "/graphql", "/ui-telemetry")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class GatePolicy:
     secret: str
     port: int
     prefix: str = ""  # the --static-prefix MLflow serves under ("" behind /rnode)
+    read_only: bool = False
 
     def __post_init__(self):
         if len(self.secret) < 32:
@@ -88,6 +99,8 @@ class GatePolicy:
             return _page(401, NOT_LOGGED_IN)
         if not hmac.compare_digest(presented.encode(), cookie_token(self.secret).encode()):
             return _page(403, WRONG_LOGIN)
+        if self.read_only and method not in SAFE_METHODS and not path.endswith(READING_POST_SUFFIXES):
+            return _json_error(403, "PERMISSION_DENIED", READ_ONLY)
         return Decision(
             "pass",
             set_request_headers={"host": f"localhost:{self.port}"},
@@ -143,6 +156,13 @@ def request_cookie(header: str, name: str):
 
 def _forwarded_proto(headers: dict) -> str:
     return headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+
+
+def _json_error(status: int, code: str, message: str) -> Decision:
+    """An error in MLflow's own JSON shape, so the UI shows the message."""
+    body = json.dumps({"error_code": code, "message": message})
+    return Decision("respond", status, body,
+                    (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
 
 
 def _page(status: int, message: str) -> Decision:

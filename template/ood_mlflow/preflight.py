@@ -1,39 +1,112 @@
-"""Checks made in before.sh, before anything starts: can this launch work?
+"""Checks made in before.sh, before anything starts: can this launch work, and how?
 
-A launch that cannot work ends here, within seconds, with one ERROR line.
-What it finds is kept in mlflow_session.json for the session card.
+A launch that cannot work ends here, within seconds, with one ERROR line. A
+launch that can is written down as a Plan in mlflow_session.json, which
+script.sh (serve.py) follows and the session card shows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
+import time
 
 from . import settings
-from .errors import LaunchError, report
+from .errors import LaunchError, report, warn
 from .mlflow_env import mlflow_version
+from .schema import compare, mlflow_migrations
+from .sqlite_store import copy_database, is_wal, read_only_uri, schema_revisions
 from .store_checks import check_store
-from .store_uri import parse_store
+from .store_plan import (BACKUP_UPGRADE, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, Plan,
+                         sqlite_action)
+from .store_uri import Store, parse_store
+
+
+def make_plan(conf: settings.Settings) -> Plan:
+    store = check_store(parse_store(conf.tracking_uri, settings.home()))
+    version = mlflow_version(conf.environment)
+    plan = Plan(version, store.kind, store.path, store.tracking_uri, store.backend_uri,
+                store.default_artifact_root, conf.access == READ_ONLY, conf.environment)
+    if store.kind != "sqlite":
+        return plan
+    wal = is_wal(store.path)
+    if wal:
+        warn(f"The SQLite store {store.path!r} is in WAL journal mode (as `mlflow migrate-filestore` leaves it), "
+             f"which is unsafe on parallel file systems such as Lustre. Fix: when no job writes to it, run: "
+             f"sqlite3 {store.path!r} 'PRAGMA journal_mode=DELETE;'")
+    revisions = schema_revisions(store.path)
+    migrations = mlflow_migrations()
+    action = sqlite_action(conf.access, compare(revisions, migrations), wal, store.path, revisions, version,
+                           migrations.heads)
+    if action == SERVE_READ_ONLY:
+        return _replace(plan, backend_uri="sqlite:///" + read_only_uri(store.path) + "&uri=true",
+                        note="The store is opened in SQLite's read-only mode.")
+    if action in (COPY, COPY_UPGRADE):
+        return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE)
+    if action == BACKUP_UPGRADE:
+        return _backup_and_upgrade(plan, store)
+    return plan
+
+
+def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
+    work = tempfile.mkdtemp(prefix="ood-mlflow-", dir=os.environ.get("TMPDIR") or None)
+    copy = os.path.join(work, os.path.basename(store.path))
+    copy_database(store.path, copy)
+    if upgrade:
+        _mlflow_db_upgrade(copy)
+    made = time.strftime("%Y-%m-%d %H:%M")
+    how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "in the rollback-journal mode"
+    print(f"Read-only session: serving a node-local copy of the store ({copy}), {how}.", flush=True)
+    return _replace(plan, backend_uri="sqlite:///" + copy,
+                    note=f"You see a copy of the store made at {made}, {how}; the store itself "
+                         f"is not changed, and runs logged after that time do not show (relaunch to refresh).")
+
+
+def _backup_and_upgrade(plan: Plan, store: Store) -> Plan:
+    directory = os.path.dirname(store.path)
+    if not os.access(directory, os.W_OK | os.X_OK) or not os.access(store.path, os.W_OK):
+        raise LaunchError(
+            f"The store {store.path!r} cannot be upgraded: you cannot write to it or to {directory!r} "
+            f"(for the backup copy)",
+            "Ask the store's owner to upgrade it, or choose Store access 'Read-only'",
+        )
+    backup = f"{store.path}.backup-{time.strftime('%Y%m%d-%H%M%S')}"
+    copy_database(store.path, backup)
+    print(f"Backed up the store to {backup}; upgrading its schema to MLflow {plan.mlflow_version}'s.", flush=True)
+    _mlflow_db_upgrade(store.path)
+    return _replace(plan, backup=backup,
+                    note=f"The store's schema was upgraded to MLflow {plan.mlflow_version}'s; "
+                         f"a backup of the store as it was is at {backup}.")
+
+
+def _mlflow_db_upgrade(path: str) -> None:
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    done = subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", "sqlite:///" + path], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        sys.stdout.write(done.stdout[-3000:])
+        raise LaunchError(
+            f"MLflow could not upgrade the schema of {path!r} (its messages are just above)",
+            "Report it to your site's support with this output.log",
+        )
+
+
+def _replace(plan: Plan, **changes) -> Plan:
+    return Plan.from_dict(dict(plan.to_dict(), **changes))
 
 
 def main() -> int:
-    conf = settings.load()
     try:
-        store = check_store(parse_store(conf.tracking_uri, settings.home()))
-        version = mlflow_version(conf.environment)
+        plan = make_plan(settings.load())
     except LaunchError as error:
         report(error)
         return 1
-    info = {
-        "mlflow_version": version,
-        "store_kind": store.kind,
-        "store_path": store.path,
-        "tracking_uri": store.tracking_uri,
-        "environment": conf.environment,
-    }
-    path = settings.SESSION_DIR / settings.INFO_FILE_NAME
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(info, fh, indent=2)
-    kind = "SQLite database" if store.kind == "sqlite" else "directory store"
-    print(f"MLflow {version} will open the {kind} {store.path}", flush=True)
+    with open(settings.SESSION_DIR / settings.INFO_FILE_NAME, "w", encoding="utf-8") as fh:
+        json.dump(plan.to_dict(), fh, indent=2)
+    kind = "SQLite database" if plan.store_kind == "sqlite" else "directory store"
+    mode = " read-only" if plan.read_only else ""
+    print(f"MLflow {plan.mlflow_version} will open the {kind} {plan.store_path}{mode}", flush=True)
     return 0

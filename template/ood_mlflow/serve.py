@@ -1,4 +1,8 @@
-"""Replace script.sh with `mlflow server`, gate included (runs in the forked script)."""
+"""Replace script.sh with `mlflow server`, gate included (runs in the forked script).
+
+It follows the Plan preflight wrote to mlflow_session.json: which URI to open,
+read-only or not.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,8 @@ import shlex
 import sys
 
 from . import gate_app, settings
-from .errors import LaunchError, report
 from .server_command import server_argv, server_environment, static_prefix
-from .store_checks import check_store
-from .store_uri import parse_store
+from .store_plan import Plan
 
 
 def allocated_cpus() -> int:
@@ -24,19 +26,16 @@ def allocated_cpus() -> int:
 def main() -> int:
     host, port = os.environ["host"], int(os.environ["port"])
     conf = settings.load()
-    try:
-        store = check_store(parse_store(conf.tracking_uri, settings.home()))
-    except LaunchError as error:
-        report(error)
-        return 1
+    plan = Plan.from_dict(settings.load_plan())
     env = dict(os.environ)
-    env.update(server_environment(store))
+    env.update(server_environment(plan.store_kind))
     env.update({
         gate_app.ENV_PORT: str(port),
         gate_app.ENV_PREFIX: static_prefix(conf.proxy, host, port),
         gate_app.ENV_SECRET_FILE: str(settings.SESSION_DIR / settings.SECRET_FILE_NAME),
+        gate_app.ENV_READ_ONLY: "1" if plan.read_only else "",
     })
-    argv = [sys.executable, "-m", "mlflow"] + server_argv(store, host, port, conf.proxy, allocated_cpus())
-    print("Starting: mlflow " + shlex.join(argv[3:]), flush=True)
-    os.execve(sys.executable, argv, env)
+    argv = server_argv(plan.backend_uri, plan.artifact_root, host, port, conf.proxy, allocated_cpus())
+    print("Starting: mlflow " + shlex.join(argv), flush=True)
+    os.execve(sys.executable, [sys.executable, "-m", "mlflow"] + argv, env)
     return 1  # not reached

@@ -6,8 +6,6 @@ environment variables; the login gate is plugged in with `--app-name`.
 
 from __future__ import annotations
 
-from .store_uri import Store
-
 APP_NAME = "ood-gate"
 
 
@@ -25,11 +23,11 @@ def static_prefix(proxy: str, host: str, port: int) -> str:
     return f"/node/{host}/{port}" if proxy == "node" else ""
 
 
-def server_argv(store: Store, host: str, port: int, proxy: str, cpus: int) -> list:
+def server_argv(backend_uri: str, artifact_root: str, host: str, port: int, proxy: str, cpus: int) -> list:
     argv = [
         "server",
-        "--backend-store-uri", store.backend_uri,
-        "--default-artifact-root", store.default_artifact_root,
+        "--backend-store-uri", backend_uri,
+        "--default-artifact-root", artifact_root,
         "--no-serve-artifacts",
         "--host", "0.0.0.0",
         "--port", str(port),
@@ -42,7 +40,7 @@ def server_argv(store: Store, host: str, port: int, proxy: str, cpus: int) -> li
     return argv
 
 
-def server_environment(store: Store) -> dict:
+def server_environment(store_kind: str) -> dict:
     env = {
         # A UI session needs no background job runner (8 more processes on 3.x).
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -50,7 +48,7 @@ def server_environment(store: Store) -> dict:
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
     }
-    if store.kind == "file":
+    if store_kind == "file":
         # MLflow 3.13+ refuses directory stores without this opt-in.
         env["MLFLOW_ALLOW_FILE_STORE"] = "true"
     return env

@@ -23,7 +23,7 @@ class Settings:
     environment: str = ""
     proxy: str = "rnode"  # which OOD reverse-proxy prefix the view uses
     start_timeout: int = 300
-    read_only: bool = False
+    access: str = "write"  # see store_plan.ACCESS_CHOICES
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -32,13 +32,19 @@ class Settings:
             environment=str(data.get("environment", "")),
             proxy="node" if data.get("proxy") == "node" else "rnode",
             start_timeout=max(10, int(data.get("start_timeout") or 300)),
-            read_only=str(data.get("read_only", "")).lower() in ("1", "true", "yes"),
+            access=str(data.get("access") or "write"),
         )
 
 
 def load(session_dir: Path = SESSION_DIR) -> Settings:
     with open(session_dir / "session.json", encoding="utf-8") as fh:
         return Settings.from_dict(json.load(fh))
+
+
+def load_plan(session_dir: Path = SESSION_DIR) -> dict:
+    """What preflight decided (mlflow_session.json)."""
+    with open(session_dir / INFO_FILE_NAME, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def read_secret(session_dir: Path = SESSION_DIR) -> str:

@@ -40,6 +40,12 @@ def _must_exist(path: str) -> None:
     if os.path.lexists(path):
         return
     parent = nearest_existing_parent(path)
+    if not os.access(parent, os.X_OK):
+        raise LaunchError(
+            f"You cannot reach the tracking store {path!r}: you have no permission to enter {parent!r}",
+            "Ask the directory's owner for access (chmod g+x on each directory on the way), "
+            "or choose a store you own",
+        )
     raise LaunchError(
         f"The tracking store {path!r} does not exist (the nearest existing directory is {parent!r})",
         "Check the path for typos: it must be the same path your training code gives "
@@ -51,7 +57,17 @@ def nearest_existing_parent(path: str) -> str:
     parent = os.path.dirname(path.rstrip("/")) or "/"
     while parent != "/" and not os.path.isdir(parent):
         parent = os.path.dirname(parent)
+    # The deepest directory that exists and can be entered, or the one that stops us.
+    for step in _ancestors(parent):
+        if not os.access(step, os.X_OK):
+            return step
     return parent
+
+
+def _ancestors(path: str) -> list:
+    """'/', '/a', '/a/b' for '/a/b'."""
+    parts = [p for p in path.split("/") if p]
+    return ["/"] + ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
 
 
 def _check_directory_store(path: str, mode: int) -> None:

@@ -102,3 +102,17 @@ def test_cookie_parsing():
     assert request_cookie("a=1; b=2", "b") == "2"
     assert request_cookie("a=1; ab=2", "b") is None
     assert request_cookie("", "b") is None
+
+
+def test_read_only_session_refuses_changes_with_a_message():
+    gate = GatePolicy(secret=SECRET, port=5001, read_only=True)
+    for method, path in [("POST", "/ajax-api/2.0/mlflow/experiments/update"),
+                         ("POST", "/ajax-api/2.0/mlflow/runs/delete"), ("DELETE", "/ajax-api/2.0/mlflow/x"),
+                         ("PATCH", "/ajax-api/2.0/mlflow/registered-models/update")]:
+        decision = gate.decide(method, path, logged_in())
+        assert decision.status == 403 and '"error_code": "PERMISSION_DENIED"' in decision.body
+        assert "read-only" in decision.body
+    for method, path in [("GET", "/"), ("POST", "/ajax-api/2.0/mlflow/runs/search"), ("POST", "/graphql"),
+                         ("POST", "/ajax-api/2.0/mlflow/logged-models/search")]:
+        assert gate.decide(method, path, logged_in()).action == "pass"
+    assert policy().decide("POST", "/ajax-api/2.0/mlflow/experiments/update", logged_in()).action == "pass"

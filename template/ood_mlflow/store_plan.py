@@ -1,0 +1,79 @@
+"""How to open a store, given what the user chose on the form (pure).
+
+Store access choices (form field mlflow_store_access):
+  write      the default: open the store as it is, if MLflow will not change its schema;
+  read_only  browse only: the gate refuses every change, and an SQLite store is opened
+             read-only or, when its schema differs or it is in WAL mode, as a node-local
+             copy (upgraded if it is older), so the original is never written;
+  upgrade    migrate an older SQLite store's schema in place, after a backup copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import LaunchError
+from .schema import NEWER, NOT_MLFLOW, OLDER, SAME
+
+WRITE, READ_ONLY, UPGRADE = "write", "read_only", "upgrade"
+ACCESS_CHOICES = (WRITE, READ_ONLY, UPGRADE)
+
+SERVE = "serve"  # open the store itself
+SERVE_READ_ONLY = "serve-read-only"  # open the SQLite file in SQLite's read-only mode
+COPY = "copy"  # serve a node-local copy
+COPY_UPGRADE = "copy-upgrade"  # serve a node-local copy, upgraded to this MLflow's schema
+BACKUP_UPGRADE = "backup-upgrade"  # back up, then upgrade the store in place
+
+
+def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, version: str, heads) -> str:
+    """What to do with an SQLite store, or raise LaunchError with the choices."""
+    found, expected = ", ".join(sorted(revisions)) or "none", ", ".join(sorted(heads))
+    if state == NOT_MLFLOW:
+        raise LaunchError(
+            f"{path!r} is an SQLite database but not an MLflow store (it has no alembic_version table)",
+            "Give the .db file your training code logs to",
+        )
+    if state == NEWER:
+        raise LaunchError(
+            f"The SQLite store {path!r} was written by a newer MLflow than {version} "
+            f"(its schema revision {found} is unknown to {version}, which expects {expected})",
+            "Choose the MLflow version your training jobs use (or a newer one) on the form",
+        )
+    if access == READ_ONLY:
+        if state == SAME and not wal:
+            return SERVE_READ_ONLY
+        return COPY_UPGRADE if state == OLDER else COPY
+    if state == SAME:
+        return SERVE
+    if access == UPGRADE:
+        return BACKUP_UPGRADE
+    raise LaunchError(
+        f"The SQLite store {path!r} has schema revision {found}, but MLflow {version} expects {expected}: "
+        f"opening it would migrate it in place, and training jobs on the older MLflow could no longer "
+        f"write to it",
+        "Choose the MLflow version your training jobs use; or choose Store access 'Read-only' (you see an "
+        "upgraded copy, the store is not changed) or 'Upgrade the store' (a backup copy is made first)",
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What preflight decided, for serve.py and the session card (mlflow_session.json)."""
+
+    mlflow_version: str
+    store_kind: str  # "file" or "sqlite"
+    store_path: str  # the user's store
+    tracking_uri: str  # for the user's training code
+    backend_uri: str  # what mlflow server opens (the store, read-only, or a copy)
+    artifact_root: str
+    read_only: bool = False
+    environment: str = ""
+    note: str = ""  # shown on the card: a copy, an upgrade and its backup
+    backup: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
