@@ -97,13 +97,14 @@ def _parse_sqlite(text: str, rest: str) -> Store:
     slashes = len(rest) - len(rest.lstrip("/"))
     path = rest[3:] if slashes >= 3 else ""
     if slashes != 4 or "?" in path:
-        example = "sqlite:////" + rest.lstrip("/").split("?")[0]
-        raise StoreUriError(
-            f"The SQLite URI {text!r} must have four slashes before an absolute path"
-            if "?" not in path
-            else f"The SQLite URI {text!r} has query options, which this app does not accept",
-            f"Write it as {example!r} (sqlite: then //// then the path from the root)",
-        )
+        if "?" in path:
+            cause = f"The SQLite URI {text!r} has query options, which this app does not accept"
+        else:
+            cause = f"The SQLite URI {text!r} must have four slashes before an absolute path"
+        shown = rest.lstrip("/").split("?")[0]
+        if "/" not in shown:  # a bare file name: the job's directory is not where the user thinks
+            shown = "scratch/project_2001234/" + shown
+        raise StoreUriError(cause, f"Write it as 'sqlite:////{shown}' (sqlite: then //// then the path from the root)")
     # Kept verbatim, as SQLAlchemy reads it: no percent-decoding.
     return Store("sqlite", _absolute(path, "", original=text))
 

@@ -3,6 +3,7 @@ site configurations and stores written by real MLflow."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -50,11 +51,27 @@ def make_store(kind: str, major: str, owner: str, name: str = "") -> str:
     made = subprocess.run([str(mlflow_python(major)), str(APP_ROOT / "demo/make_store.py"), target],
                           capture_output=True, text=True, cwd=directory, timeout=300)
     assert made.returncode == 0, f"making the {kind} store with MLflow {major} failed:\n{made.stderr[-2000:]}"
-    entry = pwd.getpwnam(owner)
-    for dirpath, dirnames, filenames in os.walk(directory):
-        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
-        for name_ in filenames:
-            os.chown(os.path.join(dirpath, name_), entry.pw_uid, entry.pw_gid)
     STORES_ROOT.chmod(0o755)
-    directory.chmod(0o700)  # like a project directory: only its owner reads it
+    own_tree(directory, owner)  # like a project directory: only its owner reads it
     return f"{directory}/mlruns.db" if kind == "sqlite" else target
+
+
+def tree_digest(directory) -> dict:
+    """sha256 of every file below `directory`, by relative path: a store's bytes, compared before and after."""
+    digests = {}
+    for dirpath, _, filenames in os.walk(directory):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as fh:
+                digests[os.path.relpath(path, directory)] = hashlib.sha256(fh.read()).hexdigest()
+    return digests
+
+
+def own_tree(top, owner: str, mode: int = 0o700) -> None:
+    """Give `top` and everything in it to `owner`; `top` itself gets `mode`."""
+    entry = pwd.getpwnam(owner)
+    for dirpath, _, filenames in os.walk(top):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for name in filenames:
+            os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+    os.chmod(top, mode)
