@@ -58,7 +58,7 @@ def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
     if upgrade:
         _mlflow_db_upgrade(copy)
     made = time.strftime("%Y-%m-%d %H:%M")
-    how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "in the rollback-journal mode"
+    how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "as it was then"
     print(f"Read-only session: serving a node-local copy of the store ({copy}), {how}.", flush=True)
     return _replace(plan, backend_uri="sqlite:///" + copy,
                     note=f"You see a copy of the store made at {made}, {how}; the store itself "

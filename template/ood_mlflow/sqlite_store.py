@@ -9,6 +9,7 @@ even while a training job writes.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from contextlib import closing
 from urllib.parse import quote
@@ -43,15 +44,25 @@ def schema_revisions(path: str) -> set:
 
 
 def copy_database(source: str, target: str) -> None:
-    """A consistent copy of `source` at `target` (mode 0600), reading the source read-only."""
+    """A consistent copy of `source` at `target` (mode 0600), reading the source read-only.
+
+    In rollback-journal mode the copy is byte for byte, made while a read
+    transaction keeps writers out; a WAL database (whose recent pages live in
+    its -wal file) is copied page by page with SQLite's backup API.
+    """
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
     try:
-        with closing(sqlite3.connect(read_only_uri(source), uri=True, timeout=LOCK_WAIT_SECONDS)) as src, \
-                closing(sqlite3.connect(target)) as dst:
-            src.backup(dst)
-            # The copy lives on one node: the simple rollback journal suits it everywhere.
-            dst.execute("PRAGMA journal_mode=DELETE")
+        with closing(sqlite3.connect(read_only_uri(source), uri=True, timeout=LOCK_WAIT_SECONDS,
+                                     isolation_level=None)) as src:
+            if is_wal(source):
+                with closing(sqlite3.connect(target)) as dst:
+                    src.backup(dst)
+            else:
+                src.execute("BEGIN")
+                src.execute("SELECT count(*) FROM sqlite_master").fetchall()  # takes the shared lock
+                shutil.copyfile(source, target)
+                src.execute("COMMIT")
     except sqlite3.DatabaseError as error:
         os.unlink(target)
         raise _unreadable(source, error) from None
