@@ -70,7 +70,7 @@ def wait_until_ready(host, port, prefix, secret, timeout, server_pid) -> None:
                 "Relaunch (the first start on a busy file system can be slow); if it happens again, "
                 "ask your site's administrators to raise start_timeout in the app's site.yml",
             )
-        time.sleep(1)
+        time.sleep(0.25)
 
 
 def main(server_pid: int) -> int:

@@ -9,7 +9,9 @@ The chosen MLflow's migrations are read with alembic, which MLflow uses for them
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 
@@ -23,11 +25,41 @@ class Migrations:
 
 
 def mlflow_migrations() -> Migrations:
+    """The chosen MLflow's migrations, cached per installation.
+
+    Loading them runs every migration script (2-3 s of imports); an installed
+    MLflow's migrations only change when its files do, which the cache key sees.
+    """
+    package = os.path.dirname(importlib.util.find_spec("mlflow").origin)
+    location = os.path.join(package, "store", "db_migrations")
+    versions = os.path.join(location, "versions")
+    stat = os.stat(versions)
+    key = f"{os.path.realpath(versions)}|{stat.st_mtime_ns}|{len(os.listdir(versions))}"
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ood-mlflow",
+                         "migrations-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return Migrations(frozenset(data["heads"]), frozenset(data["known"]))
+    except (OSError, ValueError, KeyError):
+        pass
     from alembic.script import ScriptDirectory
 
-    package = os.path.dirname(importlib.util.find_spec("mlflow").origin)
-    scripts = ScriptDirectory(os.path.join(package, "store", "db_migrations"))
-    return Migrations(frozenset(scripts.get_heads()), frozenset(r.revision for r in scripts.walk_revisions()))
+    scripts = ScriptDirectory(location)
+    found = Migrations(frozenset(scripts.get_heads()), frozenset(r.revision for r in scripts.walk_revisions()))
+    _write_cache(cache, {"key": key, "heads": sorted(found.heads), "known": sorted(found.known)})
+    return found
+
+
+def _write_cache(path: str, data: dict) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        temporary = f"{path}.{os.getpid()}"
+        with open(temporary, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only home only costs the next launch those seconds again
 
 
 def compare(store_revisions: set, migrations: Migrations) -> str:

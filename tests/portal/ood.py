@@ -50,8 +50,8 @@ def ruby_render(mode: str, request: dict | None = None, env: dict | None = None,
     return proc.stdout
 
 
-def render_form(env: dict | None = None) -> dict:
-    return json.loads(ruby_render("form", env=env))
+def render_form(env: dict | None = None, app_root: Path = APP_ROOT) -> dict:
+    return json.loads(ruby_render("form", env=env, app_root=app_root))
 
 
 def form_defaults(form: dict) -> dict:
@@ -76,8 +76,9 @@ def fixed_values(form: dict) -> dict:
     return {k: str(v) for k, v in form.get("attributes", {}).items() if not isinstance(v, dict)}
 
 
-def render_submit(context: dict, staged_root: Path, env: dict | None = None) -> dict:
-    return json.loads(ruby_render("submit", {"context": context, "staged_root": str(staged_root)}, env=env))
+def render_submit(context: dict, staged_root: Path, env: dict | None = None, app_root: Path = APP_ROOT) -> dict:
+    request = {"context": context, "staged_root": str(staged_root)}
+    return json.loads(ruby_render("submit", request, env=env, app_root=app_root))
 
 
 @dataclass
@@ -125,24 +126,26 @@ def dataroot_for(user: str | None) -> Path:
     return home / "ondemand" / "data" / "sys" / "dashboard"
 
 
-def stage(values: dict, user: str | None = None, env: dict | None = None, dataroot: Path | None = None) -> Session:
+def stage(values: dict, user: str | None = None, env: dict | None = None, dataroot: Path | None = None,
+          app_root: Path = APP_ROOT) -> Session:
     """Launch-button path up to submission: render submit.yml.erb, then stage the session."""
     env = dict(env or {})
-    form = render_form(env)
+    form = render_form(env, app_root)
     user_context = form_defaults(form)
     user_context.update({k: str(v) for k, v in values.items()})
     context = dict(user_context, **fixed_values(form))
     session_id = str(uuid.uuid4())
     root = (dataroot or dataroot_for(user)) / "batch_connect" / APP_TOKEN / "output" / session_id
-    submit = render_submit(context, root, env)  # before staging, as the dashboard does
+    submit = render_submit(context, root, env, app_root)  # before staging, as the dashboard does
     root.mkdir(parents=True, mode=0o700)
     root.chmod(0o700)
     subprocess.run(
-        ["rsync", "-rlp", "--exclude", ".*.swp", "--exclude", "*.erb", f"{APP_ROOT / 'template'}/", str(root)],
+        ["rsync", "-rlp", "--exclude", ".*.swp", "--exclude", "*.erb", f"{app_root / 'template'}/", str(root)],
         check=True, capture_output=True, timeout=60,
     )
     (root / "user_defined_context.json").write_text(json.dumps(user_context, indent=2))
-    ruby_render("stage", {"context": context, "staged_root": str(root), "session": {"id": session_id}}, env=env)
+    ruby_render("stage", {"context": context, "staged_root": str(root), "session": {"id": session_id}}, env=env,
+                app_root=app_root)
     if user:
         _chown_tree(dataroot or dataroot_for(user), user)
     return Session(session_id, root, user_context, context, submit, user, env)

@@ -1,0 +1,202 @@
+"""Benchmark the app against a naive `mlflow server` launch, both as portal sessions.
+
+    sudo bin/bench                          # full size: SQLite 10,000 runs, directory 1,000 runs
+    sudo bin/bench --sqlite-runs 200 --file-runs 50 --requests 10   # a quick run (CI)
+
+For each store, each launch is staged and run through the portal emulation
+(tests/portal) as the session's owner, on the same machine, one after the
+other, and measured:
+  card     seconds from the job's start to connection.yml (the card turns Running)
+  ui       seconds from the job's start to the first runs search answered through the proxy
+  rss      total RSS of the job's processes once ready (MB)
+  GET/POST median and p95 ms of experiments/search and runs/search through the
+           OOD-like Apache proxy, logged in where a login exists
+The floor is `python -c "import mlflow.server"` in the same environment; start
+times are also given as a ratio to it. Prints a Markdown table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.make_stores import make
+from tests.portal.apache import OodApache, free_port
+from tests.portal.jobs import LocalJob
+from tests.portal.ood import APP_ROOT, stage
+from tests.portal.testbed import OWNER, mlflow_python, write_site_config
+
+NAIVE_TEMPLATE = Path(__file__).resolve().parent / "naive_app" / "template"
+
+
+def naive_app_root(work: Path) -> Path:
+    """The app's OOD files with the naive launch's template/ in place of ours."""
+    root = work / "naive_app"
+    root.mkdir()
+    for name in ("manifest.yml", "form.yml.erb", "submit.yml.erb", "site.yml.example"):
+        shutil.copy(APP_ROOT / name, root / name)
+    shutil.copytree(APP_ROOT / "lib", root / "lib")
+    shutil.copytree(NAIVE_TEMPLATE, root / "template")
+    for path in [work, *root.rglob("*")] + [root]:
+        path.chmod(0o755 if path.is_dir() else (path.stat().st_mode | 0o444))
+    return root
+
+
+def process_rss_mb(job) -> list:
+    """(RSS in MB, command) of each process of the job."""
+    found = []
+    for pid in job.leftover_pids():
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                rss = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                command = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+        except (OSError, StopIteration):
+            continue
+        found.append((round(rss / 1024, 1), command))
+    return sorted(found, reverse=True)
+
+
+class Proxy:
+    """Requests through the OOD-like Apache, as the browser sends them."""
+
+    def __init__(self, apache, info):
+        import http.client
+        self.http = http.client
+        self.apache, self.base = apache, f"/rnode/{info['host']}/{info['port']}"
+        self.cookie = ""
+
+    def call(self, method, path, body=None):
+        headers = {"Host": self.apache.host_header, "Origin": self.apache.origin}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if body is not None:
+            headers["Content-Type"] = "application/json" if body.startswith("{") else \
+                "application/x-www-form-urlencoded"
+        conn = self.http.HTTPConnection("127.0.0.1", self.apache.port, timeout=120)
+        try:
+            conn.request(method, self.base + path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            return response.status, response.getheader("Set-Cookie", ""), data
+        finally:
+            conn.close()
+
+
+def timed(proxy, method, path, body, count) -> list:
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        status, _, _ = proxy.call(method, path, body)
+        times.append((time.perf_counter() - start) * 1000)
+        assert status == 200, f"{method} {path} answered {status}"
+    return times
+
+
+def measure(label, app_root, store, env, apache, requests) -> dict:
+    session = stage({"mlflow_tracking_uri": store}, user=OWNER, env=env, app_root=app_root)
+    job = LocalJob(session).start()
+    try:
+        info = job.wait_running(timeout=900)
+        card = time.monotonic() - job.started
+        proxy = Proxy(apache, info)
+        if label == "app":
+            _, cookie, _ = proxy.call("POST", "/login", f"password={info['password']}")
+            proxy.cookie = cookie.split(";")[0]
+        experiments = json.loads(proxy.call("GET", "/ajax-api/2.0/mlflow/experiments/search?max_results=50")[2])
+        experiment = next(e["experiment_id"] for e in experiments["experiments"] if e["name"] == "demo-classifier")
+        search = json.dumps({"experiment_ids": [experiment], "max_results": 100,
+                             "order_by": ["attributes.start_time DESC"], "run_view_type": "ACTIVE_ONLY"})
+        status, _, _ = proxy.call("POST", "/ajax-api/2.0/mlflow/runs/search", search)
+        assert status == 200, f"{label}: runs/search answered {status}"
+        ui = time.monotonic() - job.started
+        time.sleep(2)  # let workers and job runners finish starting before RSS is read
+        processes = process_rss_mb(job)
+        get = timed(proxy, "GET", "/ajax-api/2.0/mlflow/experiments/search?max_results=25", None, requests)
+        post = timed(proxy, "POST", "/ajax-api/2.0/mlflow/runs/search", search, requests)
+        after = process_rss_mb(job)
+        return {"card_s": card, "ui_s": ui, "rss_mb": sum(r for r, _ in processes), "processes": processes,
+                "rss_after_requests_mb": sum(r for r, _ in after),
+                "get_ms": percentiles(get), "post_ms": percentiles(post)}
+    finally:
+        job.cancel()
+
+
+def percentiles(samples) -> dict:
+    ordered = sorted(samples)
+    return {"median": statistics.median(ordered), "p95": ordered[max(0, round(0.95 * len(ordered)) - 1)]}
+
+
+def import_floor(major: str) -> float:
+    python = str(mlflow_python(major))
+    subprocess.run([python, "-c", "import mlflow.server"], check=True, capture_output=True)  # warm the cache
+    start = time.perf_counter()
+    subprocess.run(["runuser", "-u", OWNER, "--", python, "-c", "import mlflow.server"], check=True,
+                   capture_output=True)
+    return time.perf_counter() - start
+
+
+def table(results: dict, floor: float) -> str:
+    lines = [
+        f"MLflow {results['mlflow']}, {results['machine']}; floor `import mlflow.server` = {floor:.2f} s",
+        "",
+        "| store | launch | card (s) | UI (s) | card / floor | RSS (MB) | GET median / p95 (ms) | POST median / p95 (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for store, pair in results["stores"].items():
+        for label in ("naive", "app"):
+            r = pair[label]
+            lines.append(f"| {store} | {label} | {r['card_s']:.1f} | {r['ui_s']:.1f} | {r['card_s'] / floor:.1f} | "
+                         f"{r['rss_mb']:.0f} | {r['get_ms']['median']:.1f} / {r['get_ms']['p95']:.1f} | "
+                         f"{r['post_ms']['median']:.1f} / {r['post_ms']['p95']:.1f} |")
+        ratio = pair["ratio"]
+        lines.append(f"| {store} | **app / naive** | **{ratio['card_s']:.2f}** | {ratio['ui_s']:.2f} | | "
+                     f"**{ratio['rss_mb']:.2f}** | **{ratio['get_median']:.2f}** | **{ratio['post_median']:.2f}** |")
+    lines += ["", "Targets: card <= 0.5, RSS <= 0.3, request medians <= 1.05 (app / naive)."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sqlite-runs", type=int, default=10000)
+    parser.add_argument("--file-runs", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--mlflow", choices=["3", "2"], default="3")
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results.json"))
+    args = parser.parse_args(argv)
+
+    stores = {f"SQLite, {args.sqlite_runs} runs": make("sqlite", args.sqlite_runs, args.mlflow),
+              f"directory, {args.file_runs} runs": make("file", args.file_runs, args.mlflow)}
+    work = Path(tempfile.mkdtemp(prefix="ood-mlflow-bench-"))
+    work.chmod(0o755)
+    env = write_site_config(work / "site.yml", args.mlflow, start_timeout=900)
+    naive = naive_app_root(work)
+    floor = import_floor(args.mlflow)
+    version = subprocess.run([str(mlflow_python(args.mlflow)), "-c", "import mlflow; print(mlflow.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    results = {"mlflow": version, "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+               "floor_s": floor, "requests": args.requests, "stores": {}}
+    with OodApache(work / "apache", free_port()) as apache:
+        for name, store in stores.items():
+            pair = {label: measure(label, root, store, env, apache, args.requests)
+                    for label, root in (("naive", naive), ("app", APP_ROOT))}
+            app, base = pair["app"], pair["naive"]
+            pair["ratio"] = {"card_s": app["card_s"] / base["card_s"], "ui_s": app["ui_s"] / base["ui_s"],
+                             "rss_mb": app["rss_mb"] / base["rss_mb"],
+                             "get_median": app["get_ms"]["median"] / base["get_ms"]["median"],
+                             "post_median": app["post_ms"]["median"] / base["post_ms"]["median"]}
+            results["stores"][name] = pair
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(table(results, floor))
+    print(f"\nJSON: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
