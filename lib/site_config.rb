@@ -56,11 +56,14 @@ module MlflowApp
     def environment_labels = environments.map { |e| e["label"] }
     def proxy = @data["proxy"]
     def start_timeout = @data["start_timeout"]
-    def partitions = @data["partitions"]
+    # Partitions as given: a name, or {name, max_hours, max_cores, max_memory_gb}.
+    def partitions = @data["partitions"].map { |p| p.is_a?(String) ? { "name" => p } : p }
+    def partition_names = partitions.map { |p| p["name"] }
     def account = @data["account"]
     def resource(name) = @data.fetch(name)
     def path_selector = @data["path_selector"]
     def sbatch_args = @data["sbatch_args"]
+    def docs_url = @data["docs_url"]
 
     # The setup shell of the environment a user chose; the first one for an empty choice.
     def environment_setup(label)
@@ -70,9 +73,17 @@ module MlflowApp
       found["setup"]
     end
 
-    # A whole number from a form field, within the site's limit.
-    def whole_number(value, field, name)
-      limit = resource(name)["max"]
+    PARTITION_LIMIT_KEYS = { "hours" => "max_hours", "cores" => "max_cores", "memory_gb" => "max_memory_gb" }.freeze
+
+    # The largest value of a resource on a partition: the site's max, or the partition's if lower.
+    def limit(name, partition = nil)
+      found = partitions.find { |p| p["name"] == partition.to_s }
+      [resource(name)["max"], (found || {})[PARTITION_LIMIT_KEYS.fetch(name)]].compact.min
+    end
+
+    # A whole number from a form field, within the site's (and the partition's) limit.
+    def whole_number(value, field, name, partition = nil)
+      limit = limit(name, partition)
       text = value.to_s.strip
       return resource(name)["default"] if text.empty?
       number = Integer(text, 10) rescue nil
@@ -91,11 +102,12 @@ module MlflowApp
       validate_environments
       fail!("proxy must be rnode or node, not #{proxy.inspect}") unless %w[rnode node].include?(proxy)
       fail!("start_timeout must be a number of seconds from 10 to 3600") unless start_timeout.is_a?(Integer) && start_timeout.between?(10, 3600)
-      check_strings("partitions", partitions)
-      fail!("account must be text or none, not #{account.inspect}") unless %w[text none].include?(account)
+      validate_partitions
+      fail!("account must be text, auto or none, not #{account.inspect}") unless %w[text auto none].include?(account)
       RESOURCE_KEYS.each { |name| validate_resource(name) }
       validate_path_selector
       check_strings("sbatch_args", sbatch_args)
+      fail!("docs_url must be a URL or \"\"") unless docs_url.is_a?(String) && !docs_url.include?("\n")
     end
 
     def validate_environments
@@ -111,6 +123,18 @@ module MlflowApp
       end
       labels = environment_labels
       fail!("environment labels must differ (#{labels.join(', ')})") unless labels.uniq.size == labels.size
+    end
+
+    def validate_partitions
+      given = @data["partitions"]
+      fail!("partitions must be a list") unless given.is_a?(Array)
+      given.each_with_index do |p, i|
+        next if p.is_a?(String) && !p.strip.empty?
+        ok = p.is_a?(Hash) && p["name"].is_a?(String) && !p["name"].strip.empty? &&
+             (p.keys - %w[name] - PARTITION_LIMIT_KEYS.values).empty? &&
+             PARTITION_LIMIT_KEYS.values.all? { |k| p[k].nil? || (p[k].is_a?(Integer) && p[k] >= 1) }
+        fail!("partitions[#{i}] must be a name or a mapping of name, max_hours, max_cores, max_memory_gb") unless ok
+      end
     end
 
     def validate_resource(name)

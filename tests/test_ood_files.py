@@ -62,14 +62,22 @@ def test_form_defaults_without_site_configuration():
 
 def test_form_follows_the_site_configuration(site_config):
     env = site_config(
-        "3", cluster=["puhti", "mahti"], partitions=["interactive", "small"], account="none",
+        "3", cluster=["puhti", "mahti"], account="none", docs_url="https://docs.example.org/mlflow",
+        partitions=[{"name": "interactive", "max_hours": 8, "max_cores": 2}, "small"],
         environments=[{"label": "MLflow 3.17", "setup": "module load mlflow/3.17"},
                       {"label": "MLflow 2.22", "setup": "module load mlflow/2.22"}],
         cores={"default": 2, "max": 4})
     form = render_form(env)
     assert form["cluster"] == ["puhti", "mahti"]
     assert "bc_account" not in form["form"]
-    assert form["attributes"]["bc_queue"]["options"] == ["interactive", "small"]
+    partitions = form["attributes"]["bc_queue"]["options"]
+    assert [p[0] for p in partitions] == ["interactive", "small"]
+    assert partitions[0][2] == {"data-max-bc-num-hours": 8, "data-max-mlflow-num-cores": 2,
+                                "data-max-mlflow-memory-gb": 64}
+    assert partitions[1][2]["data-max-bc-num-hours"] == 72
+    assert "[How to use this app](https://docs.example.org/mlflow)" in form["attributes"]["mlflow_tracking_uri"]["help"]
+    assert form["form"][-2:] == ["mlflow_store_access", "mlflow_environment"], "advanced fields come last"
+    assert form["attributes"]["mlflow_store_access"]["cacheable"] is False
     assert form["attributes"]["mlflow_environment"]["options"] == ["MLflow 3.17", "MLflow 2.22"]
     assert (form["attributes"]["mlflow_num_cores"]["value"], form["attributes"]["mlflow_num_cores"]["max"]) == (2, 4)
 
@@ -79,11 +87,29 @@ def test_form_follows_the_site_configuration(site_config):
     ({"proxy": "direct"}, "proxy must be rnode or node"),
     ({"environments": []}, "environments must be a non-empty list"),
     ({"cores": {"default": 9, "max": 4}}, "cores must have"),
+    ({"partitions": [{"name": "x", "max_hour": 3}]}, "partitions[0] must be a name or a mapping"),
+    ({"account": "sacct"}, "account must be text, auto or none"),
 ])
 def test_a_wrong_site_configuration_is_reported_readably(site_config, config, words):
     with pytest.raises(RenderError) as error:
         render_form(site_config("3", **config))
     assert "ERROR:" in str(error.value) and words in str(error.value)
+
+
+def test_auto_accounts_replace_the_text_field(site_config):
+    form = render_form(site_config("3", account="auto"))
+    assert "auto_accounts" in form["form"] and "bc_account" not in form["form"]
+
+
+def test_partition_limits_are_enforced_on_submit(tmp_path, site_config):
+    env = site_config("3", partitions=[{"name": "interactive", "max_hours": 8, "max_cores": 2}, "small"])
+    context = {"bc_queue": "interactive", "bc_num_hours": "9", "mlflow_num_cores": "1", "mlflow_memory_gb": "1"}
+    with pytest.raises(RenderError, match="ERROR: Hours must be a whole number from 1 to 8"):
+        render_submit(context, tmp_path, env)
+    with pytest.raises(RenderError, match="ERROR: Cores must be a whole number from 1 to 2"):
+        render_submit(dict(context, bc_num_hours="8", mlflow_num_cores="3"), tmp_path, env)
+    assert "--cpus-per-task=3" in render_submit(dict(context, bc_queue="small", bc_num_hours="9", mlflow_num_cores="3"),
+                                                tmp_path, env)["script"]["native"]
 
 
 def test_submit_options(tmp_path):

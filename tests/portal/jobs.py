@@ -138,8 +138,9 @@ class SlurmJob(Job):
         argv += ["-t", "%02d:%02d:%02d" % (wall // 3600, wall % 3600 // 60, wall % 60)]
         if ctx.get("bc_queue", "").strip():
             argv += ["-p", ctx["bc_queue"].strip()]
-        if ctx.get("bc_account", "").strip():
-            argv += ["-A", ctx["bc_account"].strip()]
+        account = (ctx.get("bc_account") or ctx.get("auto_accounts") or "").strip()
+        if account:  # bc_account and auto_accounts both submit accounting_id
+            argv += ["-A", account]
         argv += ["--export", "NONE"]
         argv += [str(a) for a in script.get("native", [])]
         return argv + ["--parsable"]

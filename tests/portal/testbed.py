@@ -75,3 +75,20 @@ def own_tree(top, owner: str, mode: int = 0o700) -> None:
         for name in filenames:
             os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
     os.chmod(top, mode)
+
+
+MODULE_ROOT = Path("/etc/lmod/modules")  # on Debian's Lmod MODULEPATH, as a site's modules are
+
+
+def install_modulefiles() -> dict:
+    """Lmod modulefiles mlflow/3.17 and mlflow/2.22 that point at the test venvs; returns {name: venv}."""
+    installed = {}
+    for major, name in (("3", "mlflow/3.17"), ("2", "mlflow/2.22")):
+        target = MODULE_ROOT / f"{name}.lua"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        venv = MLFLOW_VENVS[major]
+        target.write_text(f'whatis("MLflow {major}.x for the ood-mlflow tests")\n'
+                          f'prepend_path("PATH", "{venv}/bin")\nsetenv("VIRTUAL_ENV", "{venv}")\n')
+        target.chmod(0o644)
+        installed[name] = venv
+    return installed
