@@ -18,7 +18,8 @@ from selenium.webdriver.common.by import By
 
 from tests.portal.apache import OodApache, free_port
 from tests.portal.browser import Browser
-from tests.portal.dashboard import make_docroot, publish_card
+from tests.portal.dashboard import make_docroot, publish_card, publish_form
+from tests.portal.ood import render_form
 from tests.portal.testbed import OWNER, make_store
 
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "journeys"
@@ -112,3 +113,17 @@ def test_journey(launch, site_config, portals, browser, kind, major, proxy, dex)
     assert not [e for e in browser.console_errors() if "403" in e.get("message", "") or "401" in e.get("message", "")]
     browser.driver.close()
     browser.driver.switch_to.window(browser.driver.window_handles[0])
+
+
+@pytest.mark.browser
+def test_form_page_explains_itself(site_config, portals, browser):
+    env = site_config("3", partitions=["interactive", "small"],
+                      environments=[{"label": "MLflow 3.17", "setup": ""}, {"label": "MLflow 2.22", "setup": ""}])
+    portal = portals[False]
+    browser.open(portal.url(publish_form(render_form(env), portal.docroot)))
+    for text in ("MLflow tracking store", "mlflow.set_tracking_uri()", "Project (Slurm account)", "Partition",
+                 "Advanced", "Store access", "MLflow version"):
+        browser.wait_for(text=text)
+    browser.driver.find_element(By.ID, "mlflow_tracking_uri").send_keys("/scratch/project_2001234/mlruns.db")
+    browser.driver.find_element(By.ID, "bc_account").send_keys("project_2001234")
+    shoot(browser, "form")

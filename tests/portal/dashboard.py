@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .ood import Session
+from .ood import Session, ruby_render
 
 SESSIONS_PATH = "/pun/sys/dashboard/batch_connect/sessions"
 
@@ -68,3 +68,52 @@ def publish_card(session: Session, docroot: Path, job_id: str = "") -> str:
     target.write_text(page)
     target.chmod(0o644)
     return f"{SESSIONS_PATH}/{session.id}.html"
+
+
+FORM_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MLflow - Open OnDemand</title>
+<style>
+body {{ font-family: "DejaVu Sans", sans-serif; margin: 2em; background: #f5f5f5; color: #222; max-width: 760px; }}
+.form-group {{ margin-bottom: 1em; }} label {{ font-weight: bold; display: block; margin-bottom: .3em; }}
+input, select {{ width: 100%; padding: .4em; font-size: 1em; box-sizing: border-box; }}
+.help {{ color: #555; font-size: .9em; }} .help p {{ margin: .3em 0; }}
+code {{ background: #eaeaea; padding: .1em .3em; }}
+.btn-primary {{ background: #0d6efd; color: #fff; border: 0; border-radius: 4px; padding: .6em 1.2em; font-size: 1em; width: auto; }}
+</style></head>
+<body><h1>{title}</h1>
+<form>{fields}
+<button class="btn-primary" type="button">Launch</button></form></body></html>
+"""
+
+
+def publish_form(form: dict, docroot: Path) -> str:
+    """The launch form as the dashboard lays it out (labels, widgets, Markdown help); returns its URL path."""
+    parts = []
+    for name in form["form"]:
+        spec = form["attributes"].get(name, {}) if isinstance(form["attributes"].get(name), dict) else {}
+        widget = spec.get("widget", "text_field")
+        if widget == "hidden_field":
+            continue
+        label = html.escape(spec.get("label", name.replace("_", " ").title()))
+        header = ruby_render("markdown", {"text": spec["header"]}) if spec.get("header") else ""
+        value = html.escape(str(spec.get("value", "")))
+        if widget == "select":
+            options = "".join(f"<option>{html.escape(str(o[0] if isinstance(o, list) else o))}</option>"
+                              for o in spec.get("options", []))
+            control = f'<select id="{name}" name="{name}">{options}</select>'
+        else:
+            kind = "number" if widget == "number_field" or name == "bc_num_hours" else "text"
+            placeholder = html.escape(spec.get("placeholder", ""))
+            control = f'<input id="{name}" name="{name}" type="{kind}" value="{value}" placeholder="{placeholder}">'
+        help_html = ruby_render("markdown", {"text": spec["help"]}) if spec.get("help") else ""
+        parts.append(f'{header}<div class="form-group"><label for="{name}">{label}</label>{control}'
+                     f'<div class="help">{help_html}</div></div>')
+    target = docroot / "sys/dashboard/batch_connect/sys/mlflow/session_contexts/new.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for parent in [target.parent, *target.parent.parents]:
+        if parent == docroot.parent:
+            break
+        os.chmod(parent, 0o755)
+    target.write_text(FORM_PAGE.format(title=html.escape(form.get("title", "MLflow")), fields="".join(parts)))
+    target.chmod(0o644)
+    return "/pun/sys/dashboard/batch_connect/sys/mlflow/session_contexts/new.html"

@@ -7,6 +7,7 @@
 #   ruby render.rb stage APP_ROOT REQUEST.json       -> renders template/**/*.erb into staged_root
 #   ruby render.rb view APP_ROOT REQUEST.json        -> HTML of view.html.erb after Markdown
 #   ruby render.rb info|completed APP_ROOT REQUEST.json -> HTML of that card panel after Markdown
+#   ruby render.rb markdown APP_ROOT REQUEST.json     -> {"text": ...} through OOD's Markdown (form help)
 #
 # REQUEST.json: {"context": {id: value}, "staged_root": path, "session": {...}}.
 # Errors go to stderr with exit status 3, as the dashboard would show them.
@@ -100,8 +101,10 @@ begin
   when "info", "completed"
     session = FakeSession.new(req)
     puts markdown(erb_for(app.join("#{mode}.html.erb"), with_filename: false).result(session.get_binding))
+  when "markdown"
+    puts markdown(req.fetch("text"))
   else
-    abort "usage: render.rb form|submit|stage|view|info|completed APP_ROOT [REQUEST.json]"
+    abort "usage: render.rb form|submit|stage|view|info|completed|markdown APP_ROOT [REQUEST.json]"
   end
 rescue StandardError, ScriptError => e
   warn "#{e.class}: #{e.message}"
