@@ -190,5 +190,7 @@ def test_completed_card_shows_why_the_session_ended(tmp_path):
     assert "ERROR: The store &lt;x&gt; does not exist. Fix: check it." in html
     session.output_log.write_text("slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***\n")
     assert "time limit" in session.render_completed()
+    session.output_log.write_text("slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 ***\n")
+    assert "stopped before its time ran out" in session.render_completed()
     session.output_log.write_text("Cleaning up...\n")
     assert "The session has ended." in session.render_completed()
