@@ -11,6 +11,8 @@ other, and measured:
   rss      total RSS of the job's processes once ready (MB)
   GET/POST median and p95 ms of experiments/search and runs/search through the
            OOD-like Apache proxy, logged in where a login exists
+With --repeat N every launch is made N times, alternating naive and app; start
+times and RSS are the medians, request times are pooled.
 The floor is `python -c "import mlflow.server"` in the same environment; start
 times are also given as a ratio to it. Prints a Markdown table and writes JSON.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -124,9 +127,20 @@ def measure(label, app_root, store, env, apache, requests) -> dict:
         after = process_rss_mb(job)
         return {"card_s": card, "ui_s": ui, "rss_mb": sum(r for r, _ in processes), "processes": processes,
                 "rss_after_requests_mb": sum(r for r, _ in after),
-                "get_ms": percentiles(get), "post_ms": percentiles(post)}
+                "get_ms": percentiles(get), "post_ms": percentiles(post), "get_ms_samples": get,
+                "post_ms_samples": post}
     finally:
         job.cancel()
+
+
+def combine(runs: list) -> dict:
+    """Medians of the launches' start times and RSS; request times pooled over all launches."""
+    merged = {key: statistics.median(r[key] for r in runs) for key in ("card_s", "ui_s", "rss_mb",
+                                                                        "rss_after_requests_mb")}
+    for key in ("get_ms", "post_ms"):
+        merged[key] = percentiles([t for r in runs for t in r[key + "_samples"]])
+    merged["launches"] = [{k: v for k, v in r.items() if not k.endswith("_samples")} for r in runs]
+    return merged
 
 
 def percentiles(samples) -> dict:
@@ -145,7 +159,8 @@ def import_floor(major: str) -> float:
 
 def table(results: dict, floor: float) -> str:
     lines = [
-        f"MLflow {results['mlflow']}, {results['machine']}; floor `import mlflow.server` = {floor:.2f} s",
+        f"MLflow {results['mlflow']}, {results['machine']}, {results['repeat']} launches of each kind per store, "
+        f"{results['requests']} requests each; floor `import mlflow.server` = {floor:.2f} s",
         "",
         "| store | launch | card (s) | UI (s) | card / floor | RSS (MB) | GET median / p95 (ms) | POST median / p95 (ms) |",
         "|---|---|---|---|---|---|---|---|",
@@ -168,6 +183,7 @@ def main(argv=None):
     parser.add_argument("--sqlite-runs", type=int, default=10000)
     parser.add_argument("--file-runs", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="launches of each kind per store")
     parser.add_argument("--mlflow", choices=["3", "2"], default="3")
     parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results.json"))
     args = parser.parse_args(argv)
@@ -181,12 +197,15 @@ def main(argv=None):
     floor = import_floor(args.mlflow)
     version = subprocess.run([str(mlflow_python(args.mlflow)), "-c", "import mlflow; print(mlflow.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    results = {"mlflow": version, "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
-               "floor_s": floor, "requests": args.requests, "stores": {}}
+    results = {"mlflow": version, "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+               "floor_s": floor, "requests": args.requests, "repeat": args.repeat, "stores": {}}
     with OodApache(work / "apache", free_port()) as apache:
         for name, store in stores.items():
-            pair = {label: measure(label, root, store, env, apache, args.requests)
-                    for label, root in (("naive", naive), ("app", APP_ROOT))}
+            samples = {"naive": [], "app": []}
+            for _ in range(args.repeat):
+                for label, root in (("naive", naive), ("app", APP_ROOT)):
+                    samples[label].append(measure(label, root, store, env, apache, args.requests))
+            pair = {label: combine(runs) for label, runs in samples.items()}
             app, base = pair["app"], pair["naive"]
             pair["ratio"] = {"card_s": app["card_s"] / base["card_s"], "ui_s": app["ui_s"] / base["ui_s"],
                              "rss_mb": app["rss_mb"] / base["rss_mb"],
