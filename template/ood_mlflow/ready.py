@@ -53,12 +53,31 @@ def probe(host: str, port: int, prefix: str, secret: str) -> bool:
         conn.close()
 
 
-def wait_until_ready(host, port, prefix, secret, timeout, server_pid) -> None:
+PROBLEM_WORDS = ("Error", "ERROR", "Exception", "error:")
+
+
+def last_problem(log_path) -> str:
+    """The last line of the job's log that reports a problem, to name the cause in the ERROR line."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if any(word in line for word in PROBLEM_WORDS) and not line.startswith(("ERROR:", "WARNING:")):
+            return line.strip()[:300]
+    return ""
+
+
+def wait_until_ready(host, port, prefix, secret, timeout, server_pid, log_path=None) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if server_pid and not process_alive(server_pid):
+            problem = last_problem(log_path) if log_path else ""
             raise LaunchError(
-                "The MLflow server stopped while starting (its messages are just above in output.log)",
+                "The MLflow server stopped while starting"
+                + (f" ({problem}; more just above in output.log)" if problem else
+                   " (its messages are just above in output.log)"),
                 "Read those messages; if the store is fine, relaunch, and if it happens again, "
                 "report it to your site's support with this output.log",
             )
@@ -78,7 +97,7 @@ def main(server_pid: int) -> int:
     host, port = os.environ["host"], int(os.environ["port"])
     try:
         wait_until_ready(host, port, static_prefix(conf.proxy, host, port), settings.read_secret(),
-                         conf.start_timeout, server_pid)
+                         conf.start_timeout, server_pid, settings.SESSION_DIR / "output.log")
     except LaunchError as error:
         report(error)
         return 1

@@ -51,3 +51,4 @@ def test_newer_and_foreign_databases_are_refused(access):
 def test_plan_round_trip():
     plan = Plan("3.17.2", "sqlite", "/s/m.db", "sqlite:////s/m.db", "sqlite:////s/m.db", "/s/mlartifacts", True)
     assert Plan.from_dict(dict(plan.to_dict(), unknown="ignored")) == plan
+
