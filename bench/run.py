@@ -47,6 +47,8 @@ def naive_app_root(work: Path) -> Path:
         shutil.copy(APP_ROOT / name, root / name)
     shutil.copytree(APP_ROOT / "lib", root / "lib")
     shutil.copytree(NAIVE_TEMPLATE, root / "template")
+    # The same software environment as the app's sessions.
+    shutil.copy(APP_ROOT / "template" / "environment.sh.erb", root / "template")
     for path in [work, *root.rglob("*")] + [root]:
         path.chmod(0o755 if path.is_dir() else (path.stat().st_mode | 0o444))
     return root
