@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import os
 
+from . import settings
 from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy
 
 ENV_PREFIX = "OOD_MLFLOW_GATE_PREFIX"
 ENV_PORT = "OOD_MLFLOW_GATE_PORT"
-ENV_SECRET_FILE = "OOD_MLFLOW_GATE_SECRET_FILE"
 ENV_READ_ONLY = "OOD_MLFLOW_GATE_READ_ONLY"
 
 
 def policy_from_environment() -> GatePolicy:
-    with open(os.environ[ENV_SECRET_FILE], encoding="ascii") as fh:
-        secret = fh.read().strip()
-    return GatePolicy(secret=secret, port=int(os.environ[ENV_PORT]), prefix=os.environ.get(ENV_PREFIX, ""),
+    return GatePolicy(secret=settings.read_secret(), port=int(os.environ[ENV_PORT]), prefix=os.environ.get(ENV_PREFIX, ""),
                       read_only=bool(os.environ.get(ENV_READ_ONLY)))
 
 

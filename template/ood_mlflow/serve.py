@@ -32,7 +32,6 @@ def main() -> int:
     env.update({
         gate_app.ENV_PORT: str(port),
         gate_app.ENV_PREFIX: static_prefix(conf.proxy, host, port),
-        gate_app.ENV_SECRET_FILE: str(settings.SESSION_DIR / settings.SECRET_FILE_NAME),
         gate_app.ENV_READ_ONLY: "1" if plan.read_only else "",
     })
     argv = server_argv(plan.backend_uri, plan.artifact_root, host, port, conf.proxy, allocated_cpus())

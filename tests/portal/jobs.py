@@ -14,7 +14,6 @@ import pwd
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from .jobscript import basic_job_script
 from .ood import Session, as_user
@@ -173,6 +172,3 @@ class SlurmJob(Job):
 def output_lines(session: Session, prefix: str) -> list:
     return [line for line in session.output().splitlines() if line.startswith(prefix)]
 
-
-def staged_file(session: Session, name: str) -> Path:
-    return session.staged_root / name

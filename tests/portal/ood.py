@@ -147,18 +147,23 @@ def stage(values: dict, user: str | None = None, env: dict | None = None, dataro
     ruby_render("stage", {"context": context, "staged_root": str(root), "session": {"id": session_id}}, env=env,
                 app_root=app_root)
     if user:
-        _chown_tree(dataroot or dataroot_for(user), user)
+        _chown_dataroot(dataroot or dataroot_for(user), user)
     return Session(session_id, root, user_context, context, submit, user, env)
 
 
-def _chown_tree(top: Path, user: str) -> None:
+def chown_tree(top: Path, user: str) -> None:
+    """Give `top` and everything below it to `user`."""
     entry = pwd.getpwnam(user)
     for dirpath, dirnames, filenames in os.walk(top):
         for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
             os.lchown(name, entry.pw_uid, entry.pw_gid)
-    # The parents OOD's dataroot would have made for the user.
-    parent = top
-    home = Path(entry.pw_dir)
+
+
+def _chown_dataroot(top: Path, user: str) -> None:
+    """The dataroot and the parents OOD would have made for the user, up to the home."""
+    chown_tree(top, user)
+    entry = pwd.getpwnam(user)
+    parent, home = top, Path(entry.pw_dir)
     while parent != home and home in parent.parents:
         os.lchown(parent, entry.pw_uid, entry.pw_gid)
         parent = parent.parent

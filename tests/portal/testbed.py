@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pwd
 import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from tests.portal.ood import APP_ROOT
+from tests.portal.ood import APP_ROOT, chown_tree
 
 VENVS = Path(os.environ.get("OOD_MLFLOW_VENVS", "/opt/ood-mlflow"))
 MLFLOW_VENVS = {"3": VENVS / "venv-mlflow3", "2": VENVS / "venv-mlflow2"}
@@ -69,11 +68,7 @@ def tree_digest(directory) -> dict:
 
 def own_tree(top, owner: str, mode: int = 0o700) -> None:
     """Give `top` and everything in it to `owner`; `top` itself gets `mode`."""
-    entry = pwd.getpwnam(owner)
-    for dirpath, _, filenames in os.walk(top):
-        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
-        for name in filenames:
-            os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+    chown_tree(top, owner)
     os.chmod(top, mode)
 
 
