@@ -56,6 +56,8 @@ def test_form_defaults_without_site_configuration():
     assert form["attributes"]["mlflow_environment"]["widget"] == "hidden_field"
     for name in form["form"]:
         assert re.match(r"(mlflow_|bc_|auto_)", name), f"{name} may collide with a Ruby method"
+    # The dashboard keeps only attributes named in `form:`; the job's ERB needs this fixed one.
+    assert "mlflow_app_root" in form["form"] and form["attributes"]["mlflow_app_root"] == str(APP_ROOT)
     for name in ("bc_num_hours", "mlflow_num_cores", "mlflow_memory_gb"):
         assert form["attributes"][name]["value"] >= 1
 
@@ -76,7 +78,7 @@ def test_form_follows_the_site_configuration(site_config):
                                 "data-max-mlflow-memory-gb": 64}
     assert partitions[1][2]["data-max-bc-num-hours"] == 72
     assert "[How to use this app](https://docs.example.org/mlflow)" in form["attributes"]["mlflow_tracking_uri"]["help"]
-    assert form["form"][-2:] == ["mlflow_store_access", "mlflow_environment"], "advanced fields come last"
+    assert form["form"][-3:-1] == ["mlflow_store_access", "mlflow_environment"], "advanced fields come last"
     assert form["attributes"]["mlflow_store_access"]["cacheable"] is False
     assert form["attributes"]["mlflow_environment"]["options"] == ["MLflow 3.17", "MLflow 2.22"]
     assert (form["attributes"]["mlflow_num_cores"]["value"], form["attributes"]["mlflow_num_cores"]["max"]) == (2, 4)

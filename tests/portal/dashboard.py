@@ -90,10 +90,10 @@ def publish_form(form: dict, docroot: Path) -> str:
     """The launch form as the dashboard lays it out (labels, widgets, Markdown help); returns its URL path."""
     parts = []
     for name in form["form"]:
-        spec = form["attributes"].get(name, {}) if isinstance(form["attributes"].get(name), dict) else {}
+        spec = form["attributes"].get(name, {})
+        if not isinstance(spec, dict) or spec.get("widget") == "hidden_field":
+            continue  # fixed or hidden: not shown
         widget = spec.get("widget", "text_field")
-        if widget == "hidden_field":
-            continue
         label = html.escape(spec.get("label", name.replace("_", " ").title()))
         header = ruby_render("markdown", {"text": spec["header"]}) if spec.get("header") else ""
         value = html.escape(str(spec.get("value", "")))

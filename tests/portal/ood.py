@@ -60,9 +60,11 @@ def form_defaults(form: dict) -> dict:
     attributes = form.get("attributes", {})
     for name in ["cluster"] + list(form.get("form", [])):
         spec = attributes.get(name, {})
+        if not isinstance(spec, dict):
+            continue  # fixed: not posted
         if name == "cluster":
             values[name] = form["cluster"] if isinstance(form["cluster"], str) else form["cluster"][0]
-        elif isinstance(spec, dict):
+        else:
             value = spec.get("value", "")
             if value == "" and spec.get("widget") == "select" and spec.get("options"):
                 option = spec["options"][0]
@@ -72,8 +74,12 @@ def form_defaults(form: dict) -> dict:
 
 
 def fixed_values(form: dict) -> dict:
-    """Attributes given a scalar in form.yml: hard-coded, not posted, still in the context."""
-    return {k: str(v) for k, v in form.get("attributes", {}).items() if not isinstance(v, dict)}
+    """Attributes given a scalar in form.yml: hard-coded, not posted, still in the context.
+
+    As in the dashboard, only attributes named in the `form:` list exist at all."""
+    attributes = form.get("attributes", {})
+    return {k: str(attributes[k]) for k in form.get("form", [])
+            if k in attributes and not isinstance(attributes[k], dict)}
 
 
 def render_submit(context: dict, staged_root: Path, env: dict | None = None, app_root: Path = APP_ROOT) -> dict:
