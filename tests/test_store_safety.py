@@ -11,6 +11,9 @@ import html
 import json
 import os
 import sqlite3
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -110,8 +113,10 @@ HOSTILE = ["/tmp/x $(touch {m}) `touch {m}`; touch {m}", "x'; touch {m}; '", 'x"
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_form_values_never_execute(launch, site_config, stores, tmp_path, value):
-    marker = STORES_ROOT / f"pwned-{abs(hash(value)) % 10**6}"
-    marker.unlink(missing_ok=True)
+    # A place the session's owner could write to, were anything executed.
+    writable = Path(tempfile.mkdtemp(prefix="ood-mlflow-hostile-"))
+    writable.chmod(0o1777)
+    marker = writable / "pwned"
     hostile = value.format(m=marker)
     env = site_config("3")
     for field in ("bc_account", "bc_queue", "mlflow_environment", "mlflow_num_cores", "mlflow_store_access"):
@@ -127,6 +132,10 @@ def test_hostile_form_values_never_execute(launch, site_config, stores, tmp_path
     assert len(output_lines(job.session, "ERROR:")) == 1
     time.sleep(1)
     assert not marker.exists(), "a form value was executed"
+    # The marker's place is really writable for the owner: the check above can fail.
+    proof = subprocess.run(["runuser", "-u", OWNER, "--", "touch", str(writable / "proof")])
+    assert proof.returncode == 0
+    shutil.rmtree(writable)
 
 
 def test_a_path_with_spaces_quotes_and_dollars_works(launch, site_config, users):
