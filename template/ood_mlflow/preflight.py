@@ -31,6 +31,10 @@ def make_plan(conf: settings.Settings) -> Plan:
     plan = Plan(version, store.kind, store.path, store.tracking_uri, store.backend_uri,
                 store.default_artifact_root, conf.access == READ_ONLY, conf.environment)
     if store.kind != "sqlite":
+        if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
+            # MLflow's registry would create an empty models/ in the store: keep it node-local.
+            registry = tempfile.mkdtemp(prefix="ood-mlflow-registry-", dir=os.environ.get("TMPDIR") or None)
+            return _replace(plan, registry_uri=registry)
         return plan
     wal = is_wal(store.path)
     if wal:

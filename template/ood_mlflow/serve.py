@@ -34,7 +34,8 @@ def main() -> int:
         gate_app.ENV_PREFIX: static_prefix(conf.proxy, host, port),
         gate_app.ENV_READ_ONLY: "1" if plan.read_only else "",
     })
-    argv = server_argv(plan.backend_uri, plan.artifact_root, host, port, conf.proxy, allocated_cpus())
+    argv = server_argv(plan.backend_uri, plan.artifact_root, host, port, conf.proxy, allocated_cpus(),
+                       plan.registry_uri)
     print("Starting: mlflow " + shlex.join(argv), flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "mlflow"] + argv, env)
     return 1  # not reached

@@ -23,7 +23,8 @@ def static_prefix(proxy: str, host: str, port: int) -> str:
     return f"/node/{host}/{port}" if proxy == "node" else ""
 
 
-def server_argv(backend_uri: str, artifact_root: str, host: str, port: int, proxy: str, cpus: int) -> list:
+def server_argv(backend_uri: str, artifact_root: str, host: str, port: int, proxy: str, cpus: int,
+                registry_uri: str = "") -> list:
     argv = [
         "server",
         "--backend-store-uri", backend_uri,
@@ -34,6 +35,8 @@ def server_argv(backend_uri: str, artifact_root: str, host: str, port: int, prox
         "--workers", str(workers_for(cpus)),
         "--app-name", APP_NAME,
     ]
+    if registry_uri:
+        argv += ["--registry-store-uri", registry_uri]
     prefix = static_prefix(proxy, host, port)
     if prefix:
         argv += ["--static-prefix", prefix]

@@ -70,6 +70,7 @@ class Plan:
     environment: str = ""
     note: str = ""  # shown on the card: a copy, an upgrade and its backup
     backup: str = ""
+    registry_uri: str = ""  # "" lets MLflow keep the model registry in the store itself
 
     def to_dict(self) -> dict:
         return asdict(self)

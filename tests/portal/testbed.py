@@ -56,9 +56,12 @@ def make_store(kind: str, major: str, owner: str, name: str = "") -> str:
 
 
 def tree_digest(directory) -> dict:
-    """sha256 of every file below `directory`, by relative path: a store's bytes, compared before and after."""
+    """sha256 of every file below `directory` by relative path, and every directory (as "dir"):
+    a store's bytes and shape, compared before and after."""
     digests = {}
-    for dirpath, _, filenames in os.walk(directory):
+    for dirpath, dirnames, filenames in os.walk(directory):
+        for name in dirnames:
+            digests[os.path.relpath(os.path.join(dirpath, name), directory) + "/"] = "dir"
         for name in filenames:
             path = os.path.join(dirpath, name)
             with open(path, "rb") as fh:

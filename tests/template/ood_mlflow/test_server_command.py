@@ -34,6 +34,12 @@ def test_store_gate_and_artifacts():
     assert (got["--host"], got["--port"], got["--workers"], got["--app-name"]) == ("0.0.0.0", "5001", "1", "ood-gate")
 
 
+def test_registry_only_when_asked():
+    assert "--registry-store-uri" not in server_argv("/s/mlruns", "/s/mlruns", "c1", 1, "rnode", 1)
+    argv = server_argv("/s/mlruns", "/s/mlruns", "c1", 1, "rnode", 1, "/tmp/registry")
+    assert argv[argv.index("--registry-store-uri") + 1] == "/tmp/registry"
+
+
 def test_environment():
     env = server_environment("file")
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
