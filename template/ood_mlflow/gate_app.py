@@ -27,8 +27,8 @@ ENV_READ_ONLY = "OOD_MLFLOW_GATE_READ_ONLY"
 
 
 def policy_from_environment() -> GatePolicy:
-    return GatePolicy(secret=settings.read_secret(), port=int(os.environ[ENV_PORT]), prefix=os.environ.get(ENV_PREFIX, ""),
-                      read_only=bool(os.environ.get(ENV_READ_ONLY)))
+    return GatePolicy(secret=settings.read_secret(), port=int(os.environ[ENV_PORT]),
+                      prefix=os.environ.get(ENV_PREFIX, ""), read_only=bool(os.environ.get(ENV_READ_ONLY)))
 
 
 def create_app():

@@ -33,7 +33,7 @@ def make_plan(conf: settings.Settings) -> Plan:
     if store.kind != "sqlite":
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
-            registry = tempfile.mkdtemp(prefix="ood-mlflow-registry-", dir=os.environ.get("TMPDIR") or None)
+            registry = tempfile.mkdtemp(prefix="ood-mlflow-registry-")  # in $TMPDIR when set
             return _replace(plan, registry_uri=registry)
         return plan
     wal = is_wal(store.path)
@@ -56,7 +56,7 @@ def make_plan(conf: settings.Settings) -> Plan:
 
 
 def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
-    work = tempfile.mkdtemp(prefix="ood-mlflow-", dir=os.environ.get("TMPDIR") or None)
+    work = tempfile.mkdtemp(prefix="ood-mlflow-")  # in $TMPDIR when set: node-local on most sites
     copy = os.path.join(work, os.path.basename(store.path))
     copy_database(store.path, copy)
     if upgrade:

@@ -58,16 +58,21 @@ def publish_card(session: Session, docroot: Path, job_id: str = "") -> str:
         info=session.render_info("running" if running else "completed"),
         view=session.render_view() if running else session.render_completed(),
     )
-    # The Apache serves the docroot at /pun/ (tests/portal/apache.py).
-    target = docroot / SESSIONS_PATH[len("/pun/"):] / f"{session.id}.html"
+    return write_page(docroot, f"{SESSIONS_PATH}/{session.id}.html", page)
+
+
+def write_page(docroot: Path, url_path: str, text: str) -> str:
+    """Put a page where the Apache serves `url_path` (it serves the docroot at /pun/), readable by
+    its workers; returns `url_path`."""
+    target = docroot / url_path[len("/pun/"):]
     target.parent.mkdir(parents=True, exist_ok=True)
     for parent in [target.parent, *target.parent.parents]:
         if parent == docroot.parent:
             break
         os.chmod(parent, 0o755)
-    target.write_text(page)
+    target.write_text(text)
     target.chmod(0o644)
-    return f"{SESSIONS_PATH}/{session.id}.html"
+    return url_path
 
 
 FORM_PAGE = """<!doctype html>
@@ -108,12 +113,5 @@ def publish_form(form: dict, docroot: Path) -> str:
         help_html = ruby_render("markdown", {"text": spec["help"]}) if spec.get("help") else ""
         parts.append(f'{header}<div class="form-group"><label for="{name}">{label}</label>{control}'
                      f'<div class="help">{help_html}</div></div>')
-    target = docroot / "sys/dashboard/batch_connect/sys/mlflow/session_contexts/new.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for parent in [target.parent, *target.parent.parents]:
-        if parent == docroot.parent:
-            break
-        os.chmod(parent, 0o755)
-    target.write_text(FORM_PAGE.format(title=html.escape(form.get("title", "MLflow")), fields="".join(parts)))
-    target.chmod(0o644)
-    return "/pun/sys/dashboard/batch_connect/sys/mlflow/session_contexts/new.html"
+    page = FORM_PAGE.format(title=html.escape(form.get("title", "MLflow")), fields="".join(parts))
+    return write_page(docroot, "/pun/sys/dashboard/batch_connect/sys/mlflow/session_contexts/new.html", page)
