@@ -6,6 +6,7 @@
 #   3. nothing: site.yml.example, which also supplies every key a site leaves out.
 # A wrong key or value raises SiteConfig::Error, whose message the dashboard
 # shows on the form page instead of a stack trace.
+require "ipaddr"
 require "yaml"
 
 module MlflowApp
@@ -64,6 +65,8 @@ module MlflowApp
     def path_selector = @data["path_selector"]
     def sbatch_args = @data["sbatch_args"]
     def docs_url = @data["docs_url"]
+    def trusted_proxies = @data["trusted_proxies"]
+    def artifact_roots = @data["artifact_roots"]
 
     # The setup shell of the environment a user chose; the first one for an empty choice.
     def environment_setup(label)
@@ -108,6 +111,9 @@ module MlflowApp
       validate_path_selector
       check_strings("sbatch_args", sbatch_args)
       fail!("docs_url must be a URL or \"\"") unless docs_url.is_a?(String) && !docs_url.include?("\n")
+      validate_trusted_proxies
+      ok = artifact_roots.is_a?(Array) && artifact_roots.all? { |r| r.is_a?(String) && r.start_with?("/") && !r.include?("\n") }
+      fail!("artifact_roots must be a list of absolute paths") unless ok
     end
 
     def validate_environments
@@ -123,6 +129,15 @@ module MlflowApp
       end
       labels = environment_labels
       fail!("environment labels must differ (#{labels.join(', ')})") unless labels.uniq.size == labels.size
+    end
+
+    def validate_trusted_proxies
+      fail!("trusted_proxies must be a list of addresses or CIDRs") unless trusted_proxies.is_a?(Array)
+      trusted_proxies.each do |entry|
+        IPAddr.new(entry.to_s)
+      rescue IPAddr::Error
+        fail!("trusted_proxies: #{entry.inspect} is not an IP address or CIDR (e.g. 10.1.2.3 or 10.1.2.0/24)")
+      end
     end
 
     def validate_partitions

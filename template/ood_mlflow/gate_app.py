@@ -16,10 +16,16 @@ module once just to see that `create_app` is a factory.
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import pwd
+import sys
+from urllib.parse import unquote
 
-from . import settings
-from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy
+from . import artifact_rules, settings
+from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy, json_error, parse_networks
+from .proc_net import client_uid
 
 ENV_PREFIX = "OOD_MLFLOW_GATE_PREFIX"
 ENV_PORT = "OOD_MLFLOW_GATE_PORT"
@@ -27,34 +33,75 @@ ENV_READ_ONLY = "OOD_MLFLOW_GATE_READ_ONLY"
 
 
 def policy_from_environment() -> GatePolicy:
+    conf, plan = settings.load(), settings.load_plan()
     return GatePolicy(secret=settings.read_secret(), port=int(os.environ[ENV_PORT]),
-                      prefix=os.environ.get(ENV_PREFIX, ""), read_only=bool(os.environ.get(ENV_READ_ONLY)))
+                      prefix=os.environ.get(ENV_PREFIX, ""), read_only=bool(os.environ.get(ENV_READ_ONLY)),
+                      owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(conf.trusted_proxies),
+                      ends_at=int(plan.get("ends_at") or 0))
+
+
+def roots_from_session() -> tuple:
+    plan = settings.load_plan()
+    return artifact_rules.allowed_roots(plan["store_kind"], plan["store_path"], plan["artifact_root"],
+                                        settings.load().artifact_roots)
 
 
 def create_app():
-    policy = policy_from_environment()
+    policy, roots = policy_from_environment(), roots_from_session()
     if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":
         from mlflow.server.fastapi_app import app as mlflow_asgi_app
 
-        return AsgiGate(mlflow_asgi_app, policy)
+        return AsgiGate(mlflow_asgi_app, policy, roots)
     from mlflow.server import app as mlflow_flask_app
 
-    return WsgiGate(mlflow_flask_app, policy)
+    return WsgiGate(mlflow_flask_app, policy, roots)
+
+
+def local_owner(client, port: int):
+    """A callable: is the peer a local process of this session's user? (read from /proc/net)"""
+    return lambda: bool(client) and client_uid(client[0], int(client[1]), port) == os.getuid()
+
+
+def body_refusal(decision: Decision, body: bytes, query: str, roots) -> str:
+    """'' if an inspected body may pass to MLflow, else the message the UI shows."""
+    if len(body) > artifact_rules.MAX_INSPECTED_BODY:
+        return "This request is too large for the Open OnDemand MLflow session."
+    if decision.inspect == "experiment-create":
+        return artifact_rules.experiment_location_refusal(body, roots)
+    if artifact_rules.graphql_lists_artifacts(body, query):
+        return "Listing artifacts through GraphQL is switched off in Open OnDemand sessions; the UI lists them another way."
+    return ""
+
+
+def refused(message: str) -> Decision:
+    return json_error(403, "PERMISSION_DENIED", message)
 
 
 class AsgiGate:
-    def __init__(self, app, policy: GatePolicy):
+    def __init__(self, app, policy: GatePolicy, roots: tuple = ()):
         self.app = app
         self.policy = policy
+        self.roots = roots
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)  # lifespan
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope.get("method", "GET")
-        decision = self.policy.decide(method, scope["path"], headers)
+        query = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client")
+        decision = self.policy.decide(method, scope["path"], headers, query, client, local_owner(client, self.policy.port))
         if decision.action == "login":
             decision = self.policy.login(await _read_body(receive), headers)
+        if decision.action == "pass" and decision.artifact:
+            request = artifact_rules.ArtifactRequest(decision.artifact, decision.route_id, query, self.policy.prefix)
+            message = request.refusal(await self._answers(request.queries), self.roots)
+            decision = refused(message) if message else decision
+        elif decision.action == "pass" and decision.inspect:
+            body = await _read_body(receive, artifact_rules.MAX_INSPECTED_BODY + 1)
+            receive = _replay(body)
+            message = body_refusal(decision, body, query, self.roots)
+            decision = refused(message) if message else decision
         if decision.action == "pass":
             return await self.app(_rewrite_scope(scope, decision), receive, send)
         if scope["type"] == "websocket":
@@ -69,9 +116,59 @@ def _rewrite_scope(scope, decision: Decision):
     return dict(scope, headers=headers)
 
 
-async def _read_body(receive) -> bytes:
+    async def _answers(self, queries) -> list:
+        """MLflow's own answers to the location queries, asked in-process; stops at the first found."""
+        answers = []
+        for target, _ in queries:
+            answers.append(await self._get(target))
+            if answers[-1][0] == 200:
+                break
+        return answers
+
+    async def _get(self, target: str) -> tuple:
+        path, _, query = target.partition("?")
+        port = self.policy.port
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": unquote(path), "raw_path": path.encode(), "root_path": "",
+                 "query_string": query.encode(), "headers": [(b"host", f"localhost:{port}".encode())],
+                 "client": ("127.0.0.1", 0), "server": ("localhost", port)}
+        status, chunks = [0], []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return status[0], _json(b"".join(chunks))
+
+
+def _json(raw: bytes):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _replay(body: bytes):
+    """A receive() that hands MLflow the body the gate has already read."""
+    sent = [False]
+
+    async def receive():
+        if not sent[0]:
+            sent[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+    return receive
+
+
+async def _read_body(receive, limit: int = MAX_LOGIN_BODY) -> bytes:
     body = b""
-    while len(body) <= MAX_LOGIN_BODY:
+    while len(body) <= limit:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
@@ -90,16 +187,30 @@ async def _respond_asgi(send, decision: Decision, head: bool):
 
 
 class WsgiGate:
-    def __init__(self, app, policy: GatePolicy):
+    def __init__(self, app, policy: GatePolicy, roots: tuple = ()):
         self.app = app
         self.policy = policy
+        self.roots = roots
 
     def __call__(self, environ, start_response):
         headers = _wsgi_headers(environ)
         method = environ.get("REQUEST_METHOD", "GET")
-        decision = self.policy.decide(method, environ.get("PATH_INFO", ""), headers)
+        query = environ.get("QUERY_STRING", "")
+        client = (environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT") or 0)
+        decision = self.policy.decide(method, environ.get("PATH_INFO", ""), headers, query, client,
+                                      local_owner(client, self.policy.port))
         if decision.action == "login":
             decision = self.policy.login(_read_wsgi_body(environ), headers)
+        if decision.action == "pass" and decision.artifact:
+            request = artifact_rules.ArtifactRequest(decision.artifact, decision.route_id, query, self.policy.prefix)
+            message = request.refusal(self._answers(request.queries), self.roots)
+            decision = refused(message) if message else decision
+        elif decision.action == "pass" and decision.inspect:
+            body = _read_wsgi_body(environ, artifact_rules.MAX_INSPECTED_BODY + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            message = body_refusal(decision, body, query, self.roots)
+            decision = refused(message) if message else decision
         if decision.action == "pass":
             for name in decision.drop_request_headers:
                 environ.pop(_wsgi_key(name), None)
@@ -112,6 +223,37 @@ class WsgiGate:
             out.append(("Content-Type", "text/plain; charset=utf-8"))
         start_response(f"{decision.status} {_REASONS.get(decision.status, '')}", out)
         return [b"" if method == "HEAD" else body]
+
+
+    def _answers(self, queries) -> list:
+        answers = []
+        for target, _ in queries:
+            answers.append(self._get(target))
+            if answers[-1][0] == 200:
+                break
+        return answers
+
+    def _get(self, target: str) -> tuple:
+        """A GET to MLflow's Flask app in-process, as a local request."""
+        path, _, query = target.partition("?")
+        port = str(self.policy.port)
+        environ = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": unquote(path).encode().decode("latin-1"),
+                   "QUERY_STRING": query, "SERVER_NAME": "localhost", "SERVER_PORT": port,
+                   "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": f"localhost:{port}", "REMOTE_ADDR": "127.0.0.1",
+                   "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+                   "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
+                   "wsgi.run_once": False}
+        status = [0]
+
+        def start_response(line, headers, exc_info=None):
+            status[0] = int(line.split()[0])
+
+        result = self.app(environ, start_response)
+        try:
+            raw = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
+        return status[0], _json(raw)
 
 
 _REASONS = {200: "OK", 303: "See Other", 401: "Unauthorized", 403: "Forbidden"}
@@ -130,9 +272,9 @@ def _wsgi_headers(environ) -> dict:
     return headers
 
 
-def _read_wsgi_body(environ) -> bytes:
+def _read_wsgi_body(environ, limit: int = MAX_LOGIN_BODY) -> bytes:
     try:
-        length = min(int(environ.get("CONTENT_LENGTH") or 0), MAX_LOGIN_BODY)
+        length = min(int(environ.get("CONTENT_LENGTH") or 0), limit)
     except ValueError:
         length = 0
     return environ["wsgi.input"].read(length) if length > 0 else b""

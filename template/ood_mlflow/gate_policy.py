@@ -5,15 +5,26 @@ every request it answers one question: serve it, log the user in, answer the
 health check, or refuse. Everything here is a pure function of the request's
 method, path and headers, so it is tested without a server.
 
-Rules:
+Rules, in the order they apply:
 - `<prefix>/health` answers "OK" to anyone and says nothing else.
+- The session has one owner, the job's user. A request whose
+  `X-Forwarded-User` (set by OOD's proxy to the logged-in portal user) names
+  anyone else is refused (403), cookie or not.
+- With `trusted_proxies` set (the portal's web nodes), only requests from those
+  addresses, carrying `X-Forwarded-User` of the owner, or local connections made
+  by the owner's own processes (the readiness check) get further.
+- A request that comes from another site (`Origin` neither the portal it came
+  through nor the node; `Sec-Fetch-Site` other than same-origin or none) is
+  refused (403).
 - `POST <prefix>/login` with the session secret (the form on the OOD session
-  card) sets an HttpOnly, SameSite=Strict cookie and redirects to the UI.
+  card) sets an HttpOnly, SameSite=Strict cookie that expires with the session
+  and redirects to the UI.
 - Anything else needs that cookie; without it: 401, with a wrong one: 403.
-- In a read-only session, a request that could change the store (any method
-  but GET/HEAD/OPTIONS, except searches) is refused with a message the UI shows.
-- A request whose Origin is neither the portal it came through nor the node
-  is refused (403), cookie or not.
+  Every cookie of the gate's name is tried, so a cookie planted by a page on the
+  same portal origin cannot lock the owner out.
+- Routes a session never offers (routes.REFUSED) are refused; artifact routes
+  pass only to the files the gate has confined them to (artifact_rules); in a
+  read-only session only the read-only routes pass.
 - What passes reaches MLflow as a local request: Host is `localhost:<port>`
   and Origin is dropped, because the gate has already made the checks that
   MLflow's own Host/Origin middleware (3.5+) would make with the wrong names.
@@ -23,9 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import time
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
+
+from . import routes
 
 COOKIE_NAME = "ood_mlflow_session"
 LOGIN_FIELD = "password"
@@ -40,13 +56,25 @@ WRONG_LOGIN = (
     "on the session's card in the Open OnDemand portal."
 )
 CROSS_SITE = "Cross-site request refused: it did not come from the Open OnDemand portal."
+NOT_THE_OWNER = (
+    "This MLflow session belongs to another portal user. Launch your own MLflow session "
+    "from the Open OnDemand portal."
+)
+NOT_THROUGH_PORTAL = (
+    "This MLflow session answers only through the Open OnDemand portal. Open it with "
+    "'Connect to MLflow' on the session's card."
+)
+NOT_OFFERED = (
+    "This part of MLflow is switched off in Open OnDemand sessions: it would run programs on the "
+    "compute node or send data from it."
+)
+UNKNOWN_ARTIFACT_ROUTE = "This artifact request is not supported by the Open OnDemand MLflow session."
 READ_ONLY = (
     "This MLflow session is read-only, so nothing in the tracking store can be changed. "
     "To make changes, launch a new session with Store access 'Read and write'."
 )
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# POSTs the UI makes only to read: searches, GraphQL queries, its own telemetry.
-READING_POST_SUFFIXES = ("/search", "/graphql", "/ui-telemetry")
+# Sec-Fetch-Site values of a request the portal's own pages (or the user typing) made.
+SAME_ORIGIN_FETCH = ("same-origin", "none", "")
 
 
 @dataclass(frozen=True)
@@ -57,11 +85,21 @@ class Decision:
     headers: tuple = ()  # extra response headers, (name, value) pairs
     set_request_headers: dict = field(default_factory=dict)  # for "pass"
     drop_request_headers: tuple = ()  # for "pass"
+    artifact: Optional[routes.ArtifactRoute] = None  # "pass" once the artifact path is confined
+    route_id: str = ""  # the id in an artifact route's path (logged models)
+    inspect: str = ""  # "pass" once the body is checked: "experiment-create" or "graphql"
 
 
-def cookie_token(secret: str) -> str:
-    """The cookie value: derived from the secret so the secret itself never sits in a cookie jar."""
-    return hmac.new(secret.encode(), b"ood-mlflow-session-cookie", hashlib.sha256).hexdigest()
+def cookie_token(secret: str, owner: str = "", ends_at: int = 0) -> str:
+    """The cookie value: derived from the secret so the secret itself never sits in a cookie jar,
+    and bound to the session's owner and end."""
+    message = f"ood-mlflow-session-cookie|{owner}|{ends_at}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def parse_networks(values) -> tuple:
+    """Addresses or CIDRs (site key trusted_proxies) as networks; raises ValueError on a bad one."""
+    return tuple(ipaddress.ip_network(str(v).strip(), strict=False) for v in values)
 
 
 @dataclass(frozen=True)
@@ -70,6 +108,9 @@ class GatePolicy:
     port: int
     prefix: str = ""  # the --static-prefix MLflow serves under ("" behind /rnode)
     read_only: bool = False
+    owner: str = ""  # the job's user; "" only in unit tests of other rules
+    trusted_proxies: tuple = ()  # ip networks of the portal's web nodes; () trusts any address
+    ends_at: int = 0  # epoch seconds when the session's time runs out; 0: no Max-Age
 
     def __post_init__(self):
         if len(self.secret) < 32:
@@ -83,29 +124,60 @@ class GatePolicy:
     def home_path(self) -> str:
         return self.prefix + "/"
 
-    def decide(self, method: str, path: str, headers: dict) -> Decision:
-        """`headers` maps lower-case names to values."""
+    def decide(self, method: str, path: str, headers: dict, query: str = "", client: Optional[tuple] = None,
+               local_owner: Callable[[], bool] = lambda: False) -> Decision:
+        """`headers` maps lower-case names to values; `client` is the peer's (address, port);
+        `local_owner()` tells whether a local peer is a process of the owner (asked only when needed)."""
         method = method.upper()
         if path in (self.prefix + "/health", "/health") and method in ("GET", "HEAD"):
             return Decision("health", 200, "OK")
+        refusal = self._owner_refusal(headers, client, local_owner)
+        if refusal:
+            return refusal
         if not origin_allowed(headers):
             return _page(403, CROSS_SITE)
         if path == self.login_path:
             if method == "POST":
                 return Decision("login")
             return _page(401, NOT_LOGGED_IN)
-        presented = request_cookie(headers.get("cookie", ""), COOKIE_NAME)
-        if presented is None:
+        presented = request_cookies(headers.get("cookie", ""), COOKIE_NAME)
+        if not presented:
             return _page(401, NOT_LOGGED_IN)
-        if not hmac.compare_digest(presented.encode(), cookie_token(self.secret).encode()):
+        expected = self.cookie_value.encode()
+        if not any(hmac.compare_digest(value.encode(), expected) for value in presented):
             return _page(403, WRONG_LOGIN)
-        if self.read_only and method not in SAFE_METHODS and not path.endswith(READING_POST_SUFFIXES):
-            return _json_error(403, "PERMISSION_DENIED", READ_ONLY)
-        return Decision(
-            "pass",
-            set_request_headers={"host": f"localhost:{self.port}"},
-            drop_request_headers=("origin",),
-        )
+        return self._route_decision(method, routes.mlflow_route(path, self.prefix))
+
+    def _owner_refusal(self, headers: dict, client, local_owner) -> Optional[Decision]:
+        user = headers.get("x-forwarded-user")
+        if user is not None and user.strip() != self.owner:
+            return _page(403, NOT_THE_OWNER)
+        if not self.trusted_proxies:
+            return None
+        if _address_in(client, self.trusted_proxies):
+            return None if user is not None else _page(403, NOT_THROUGH_PORTAL)
+        return None if local_owner() else _page(403, NOT_THROUGH_PORTAL)
+
+    def _route_decision(self, method: str, route: str) -> Decision:
+        local = {"set_request_headers": {"host": f"localhost:{self.port}"}, "drop_request_headers": ("origin",)}
+        if routes.refused(route):
+            return json_error(403, "PERMISSION_DENIED", NOT_OFFERED)
+        if self.read_only and not routes.read_only_allows(method, route):
+            return json_error(403, "PERMISSION_DENIED", READ_ONLY)
+        artifact, match = routes.artifact_route(method, route)
+        if artifact:
+            return Decision("pass", artifact=artifact, route_id=match.groupdict().get("id") or "", **local)
+        if routes.names_artifacts(route):
+            return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
+        if method == "POST" and routes.EXPERIMENT_CREATE.fullmatch(route):
+            return Decision("pass", inspect="experiment-create", **local)
+        if routes.GRAPHQL.fullmatch(route):
+            return Decision("pass", inspect="graphql", **local)
+        return Decision("pass", **local)
+
+    @property
+    def cookie_value(self) -> str:
+        return cookie_token(self.secret, self.owner, self.ends_at)
 
     def login(self, body: bytes, headers: dict) -> Decision:
         """The answer to `POST <prefix>/login` with a form-encoded body."""
@@ -117,9 +189,11 @@ class GatePolicy:
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return _page(403, WRONG_LOGIN)
         secure = "; Secure" if _forwarded_proto(headers) == "https" else ""
+        # The cookie lasts as long as the session's time (never beyond it).
+        max_age = f"; Max-Age={max(0, self.ends_at - int(time.time()))}" if self.ends_at else ""
         cookie = (
-            f"{COOKIE_NAME}={cookie_token(self.secret)}; Path={self.prefix or '/'}; "
-            f"HttpOnly; SameSite=Strict{secure}"
+            f"{COOKIE_NAME}={self.cookie_value}; Path={self.prefix or '/'}; "
+            f"HttpOnly; SameSite=Strict{max_age}{secure}"
         )
         return Decision(
             "respond",
@@ -131,8 +205,8 @@ class GatePolicy:
 
 def origin_allowed(headers: dict) -> bool:
     """Same-site only: the Origin must be the portal the request came through, or the node."""
-    if headers.get("sec-fetch-site", "") == "cross-site":
-        return False
+    if headers.get("sec-fetch-site", "").strip().lower() not in SAME_ORIGIN_FETCH:
+        return False  # cross-site, or same-site: another host of the portal's domain
     origin = headers.get("origin")
     if origin is None:
         return True  # not a browser's cross-origin request
@@ -145,20 +219,38 @@ def origin_allowed(headers: dict) -> bool:
     return netloc in trusted
 
 
-def request_cookie(header: str, name: str):
-    """The value of cookie `name` in a Cookie header, or None."""
+def request_cookies(header: str, name: str) -> list:
+    """Every value of cookie `name` in a Cookie header (a browser sends one per matching path)."""
+    values = []
     for part in header.split(";"):
         key, sep, value = part.strip().partition("=")
         if sep and key == name:
-            return value.strip().strip('"')
-    return None
+            values.append(value.strip().strip('"'))
+    return values
+
+
+def request_cookie(header: str, name: str):
+    """The first value of cookie `name` in a Cookie header, or None."""
+    found = request_cookies(header, name)
+    return found[0] if found else None
+
+
+def _address_in(client, networks) -> bool:
+    if not client:
+        return False
+    try:
+        ip = ipaddress.ip_address(str(client[0]))
+    except ValueError:
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return any(ip in network for network in networks)
 
 
 def _forwarded_proto(headers: dict) -> str:
     return headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
 
 
-def _json_error(status: int, code: str, message: str) -> Decision:
+def json_error(status: int, code: str, message: str) -> Decision:
     """An error in MLflow's own JSON shape, so the UI shows the message."""
     body = json.dumps({"error_code": code, "message": message})
     return Decision("respond", status, body,

@@ -29,7 +29,8 @@ def make_plan(conf: settings.Settings) -> Plan:
     store = check_store(parse_store(conf.tracking_uri, settings.home()))
     version = mlflow_version(conf.environment)
     plan = Plan(version, store.kind, store.path, store.tracking_uri, store.backend_uri,
-                store.default_artifact_root, conf.access == READ_ONLY, conf.environment)
+                store.default_artifact_root, conf.access == READ_ONLY, conf.environment,
+                ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0)
     if store.kind != "sqlite":
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.

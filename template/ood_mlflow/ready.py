@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import http.client
 import os
+import pwd
 import time
 from urllib.parse import urlencode
 
 from . import settings
 from .errors import LaunchError, report
+from .proc_net import listener_uids
 from .gate_policy import COOKIE_NAME, LOGIN_FIELD
 from .server_command import static_prefix
 
@@ -69,9 +71,39 @@ def last_problem(log_path) -> str:
     return ""
 
 
+def port_holder_error(port: int, uids: set) -> LaunchError:
+    names = ", ".join(sorted(_user_name(uid) for uid in uids))
+    return LaunchError(
+        f"Another process (of user {names}) holds port {port}, which this session chose for MLflow; "
+        f"the session's secret was not sent to it",
+        "Relaunch the session: it will choose another port. If it happens again, tell your site's support "
+        "that someone is taking ports on that node",
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def ours_listening(port: int) -> bool:
+    """True once the port listens and every socket listening on it is this user's.
+
+    The secret goes only to our own server: another user on the node could bind
+    the port before MLflow does (ps shows it on MLflow's command line)."""
+    uids = listener_uids(port)
+    foreign = uids - {os.getuid()}
+    if foreign:
+        raise port_holder_error(port, foreign)
+    return bool(uids)
+
+
 def wait_until_ready(host, port, prefix, secret, timeout, server_pid, log_path=None) -> None:
     deadline = time.monotonic() + timeout
     while True:
+        listening = ours_listening(port)
         if server_pid and not process_alive(server_pid):
             problem = last_problem(log_path) if log_path else ""
             raise LaunchError(
@@ -81,7 +113,7 @@ def wait_until_ready(host, port, prefix, secret, timeout, server_pid, log_path=N
                 "Read those messages; if the store is fine, relaunch, and if it happens again, "
                 "report it to your site's support with this output.log",
             )
-        if probe(host, port, prefix, secret):
+        if listening and probe(host, port, prefix, secret):
             return
         if time.monotonic() > deadline:
             raise LaunchError(
@@ -96,7 +128,9 @@ def main(server_pid: int) -> int:
     conf = settings.load()
     host, port = os.environ["host"], int(os.environ["port"])
     try:
-        wait_until_ready(host, port, static_prefix(conf.proxy, host, port), settings.read_secret(),
+        # Over loopback: the gate knows a local connection's owner (proc_net), so this
+        # check passes even where only the portal's proxies may reach the UI.
+        wait_until_ready("127.0.0.1", port, static_prefix(conf.proxy, host, port), settings.read_secret(),
                          conf.start_timeout, server_pid, settings.SESSION_DIR / "output.log")
     except LaunchError as error:
         report(error)

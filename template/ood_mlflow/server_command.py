@@ -50,6 +50,9 @@ def server_environment(store_kind: str) -> dict:
         # Compute nodes are offline; do not try to phone home.
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
+        # uvicorn would believe X-Forwarded-For from any local process and hide the real
+        # peer from the gate, which checks it (trusted_proxies, local owner).
+        "FORWARDED_ALLOW_IPS": "",
     }
     if store_kind == "file":
         # MLflow 3.13+ refuses directory stores without this opt-in.

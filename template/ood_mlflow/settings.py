@@ -24,6 +24,9 @@ class Settings:
     proxy: str = "rnode"  # which OOD reverse-proxy prefix the view uses
     start_timeout: int = 300
     access: str = "write"  # see store_plan.ACCESS_CHOICES
+    hours: int = 0  # the session's time limit (bc_num_hours); 0 if unknown
+    trusted_proxies: tuple = ()  # site: addresses/CIDRs of the portal's web nodes
+    artifact_roots: tuple = ()  # site: more folders whose artifacts a session may serve
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -33,6 +36,9 @@ class Settings:
             proxy="node" if data.get("proxy") == "node" else "rnode",
             start_timeout=max(10, int(data.get("start_timeout") or 300)),
             access=str(data.get("access") or "write"),
+            hours=int(data["hours"]) if str(data.get("hours", "")).strip().isdigit() else 0,
+            trusted_proxies=tuple(str(v) for v in data.get("trusted_proxies") or ()),
+            artifact_roots=tuple(str(v) for v in data.get("artifact_roots") or ()),
         )
 
 

@@ -71,6 +71,7 @@ class Plan:
     note: str = ""  # shown on the card: a copy, an upgrade and its backup
     backup: str = ""
     registry_uri: str = ""  # "" lets MLflow keep the model registry in the store itself
+    ends_at: int = 0  # epoch seconds when the session's time runs out (the login cookie's end)
 
     def to_dict(self) -> dict:
         return asdict(self)

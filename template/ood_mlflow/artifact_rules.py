@@ -1,0 +1,151 @@
+"""Keep MLflow's artifact routes inside the places a session may touch.
+
+MLflow serves a run's (model's, trace's) artifacts from whatever location the
+store records for it, and its artifact routes read and write there with the
+owner's rights. A store is shared with a project, and a location can be planted
+(a run row edited in a shared SQLite file, an experiment created with any
+artifact_location), so the gate resolves the file a request would reach and
+lets it pass only when its real path (symlinks and `..` followed) lies under an
+allowed root: the store's own tree, the session's default artifact root and the
+site's `artifact_roots`.
+
+MLflow treats a location without a scheme, or with `file:`, as a local path;
+every other scheme (s3:, mlflow-artifacts:, ...) would make the node reach
+elsewhere, which a session does not do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+NOT_LOCAL = "not a path on this cluster"
+
+
+def allowed_roots(store_kind: str, store_path: str, artifact_root: str, site_roots=()) -> tuple:
+    """The real paths under which artifacts may be read or written."""
+    tree = store_path if store_kind != "sqlite" else os.path.dirname(store_path)
+    roots = [tree, artifact_root] + [str(r) for r in site_roots]
+    return tuple(dict.fromkeys(os.path.realpath(r) for r in roots if r))
+
+
+def local_path(location: str):
+    """The file-system path MLflow would use for an artifact location, or None if it is not local."""
+    parts = urlsplit(location)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return unquote(parts.path)
+    if parts.scheme == "" and parts.netloc == "":
+        return location
+    return None
+
+
+def resolve(location: str, relative: str = ""):
+    """The real path an artifact request reaches: the location joined with the relative path."""
+    base = local_path(location)
+    if base is None:
+        return None
+    # An absolute relative path replaces the base, as in MLflow's join: it is checked as given.
+    return os.path.realpath(os.path.join(base, relative) if relative else base)
+
+
+def inside(real_path: str, roots) -> bool:
+    return any(os.path.commonpath([real_path, root]) == root for root in roots)
+
+
+def refusal(location: str, relative: str, roots) -> str:
+    """'' when the request stays inside `roots`, else the message the UI shows."""
+    real = resolve(location, relative)
+    if real is not None and inside(real, roots):
+        return ""
+    where = f"{location!r} ({NOT_LOCAL})" if real is None else repr(real)
+    return (f"This MLflow session does not read or write artifacts at {where}: it serves only files under "
+            f"{', '.join(roots)}. If your artifacts live elsewhere on the cluster, ask your site's administrators "
+            f"to add that folder to artifact_roots in the MLflow app's site.yml.")
+
+
+def experiment_location_refusal(body: bytes, roots) -> str:
+    """'' unless an experiments/create body asks for an artifact_location outside `roots`."""
+    try:
+        location = json.loads(body or b"{}").get("artifact_location") or ""
+    except (ValueError, AttributeError):
+        return ""  # MLflow refuses a body it cannot parse
+    return refusal(str(location), "", roots) if location else ""
+
+
+def graphql_lists_artifacts(body: bytes, query_string: str) -> bool:
+    """True if a GraphQL request uses mlflowListArtifacts, which lists files without the gate's check.
+
+    GraphQL names cannot be escaped, but JSON strings can, so the body is read
+    both raw and decoded."""
+    texts = [body.decode("utf-8", "replace"), unquote(query_string.replace("+", " "))]
+    try:
+        texts.append(json.dumps(json.loads(body), ensure_ascii=False))
+    except ValueError:
+        pass
+    return any("listartifacts" in text.lower() for text in texts)
+
+
+# Where MLflow's REST API tells an artifact owner's location: (API path, JSON keys to the location).
+# The gate asks MLflow itself, so it checks the location MLflow will use.
+def location_queries(owner: str, ids: dict, route_id: str, prefix: str) -> list:
+    api = prefix + "/ajax-api"
+    if owner == "run":
+        return [(f"{api}/2.0/mlflow/runs/get?" + urlencode({"run_id": ids.get("run_id") or ids.get("run_uuid", "")}),
+                 ("run", "info", "artifact_uri"))]
+    if owner == "model-version":
+        query = urlencode({"name": ids.get("name", ""), "version": ids.get("version", "")})
+        return [(f"{api}/2.0/mlflow/model-versions/get-download-uri?{query}", ("artifact_uri",))]
+    if owner == "logged-model":
+        return [(f"{api}/2.0/mlflow/logged-models/{quote(route_id, safe='')}", ("model", "info", "artifact_uri"))]
+    trace = quote(ids.get("request_id", ""), safe="")
+    return [(f"{api}/3.0/mlflow/traces/{trace}", ("trace", "trace_info", "tags", TRACE_LOCATION_TAG)),
+            (f"{api}/2.0/mlflow/traces/{trace}/info", ("trace_info", "tags", TRACE_LOCATION_TAG))]
+
+
+TRACE_LOCATION_TAG = "mlflow.artifactLocation"
+
+
+def dig(data, keys):
+    """Follow `keys` into MLflow's JSON; a list of {key, value} tags counts as a mapping."""
+    for key in keys:
+        if isinstance(data, list):
+            data = {t.get("key"): t.get("value") for t in data if isinstance(t, dict)}
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data if isinstance(data, str) else None
+
+
+MAX_INSPECTED_BODY = 1 << 20  # experiments/create and GraphQL bodies are small
+
+
+class ArtifactRequest:
+    """What an artifact request names, read from its query string as MLflow's handlers read it."""
+
+    def __init__(self, route, route_id: str, query_string: str, prefix: str):
+        params = parse_qs(query_string, keep_blank_values=True)
+        names = tuple(route.ids) + ((route.path_param,) if route.path_param else ())
+        # MLflow's handlers read the first value, protobuf parsing may read another: take no chances.
+        self.repeated = [n for n in names if len(params.get(n, ())) > 1]
+        self.owner = route.owner
+        ids = {n: params.get(n, [""])[0] for n in route.ids}
+        relative = params.get(route.path_param, [""])[0] if route.path_param else ""
+        if route.owner == "trace":
+            relative = "attachments/" + relative if relative else "traces.json"
+        self.relative = relative
+        self.queries = location_queries(route.owner, ids, route_id, prefix)
+
+    def refusal(self, answers, roots) -> str:
+        """'' if the request may pass; `answers` are (status, JSON) for self.queries, in order."""
+        if self.repeated:
+            return f"This artifact request repeats the parameter {self.repeated[0]!r}; send it once."
+        for (status, data), (_, keys) in zip(answers, self.queries):
+            if status != 200:
+                continue
+            location = dig(data, keys)
+            if location is None:
+                # A trace with no artifact location has no artifact files for MLflow to reach.
+                return "" if self.owner == "trace" else "MLflow did not say where these artifacts are kept."
+            return refusal(location, self.relative, roots)
+        return f"MLflow could not find the {self.owner} whose artifacts were asked for."

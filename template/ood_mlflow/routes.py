@@ -1,0 +1,117 @@
+"""Which MLflow routes a session offers, and how (pure).
+
+The gate sees a request's path; MLflow routes it with Flask (2.x and 3.x) and,
+from 3.3, FastAPI. These rules name MLflow's routes as its route tables do
+(`/ajax-api/2.0/mlflow/runs/get`, `<model_id>`, `{name:path}`), so a test can
+walk both tables and check every route against them
+(tests/template/ood_mlflow/test_routes.py).
+
+- REFUSED: route families a session never offers, whatever its access: MLflow's
+  own artifact proxy (the session serves no proxied artifacts), presigned URLs,
+  the assistant (it runs programs on the node), the AI gateway, webhooks, jobs
+  and LLM invocations (they make the node call out with the owner's keys).
+- artifact routes: served only after the gate has confined the path they
+  reach (artifact_rules); any other route that names artifacts is refused.
+- read-only sessions: only the (method, route) pairs in read_only_routes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .read_only_routes import READ_ONLY_ROUTES
+
+_API = r"/(?:ajax-api|api)/(?:2\.0|3\.0)"
+REFUSED = tuple(re.compile(p) for p in (
+    _API + r"/mlflow-artifacts(?:/|$)",
+    _API + r"/mlflow/artifacts/presigned-",
+    _API + r"/mlflow/assistant(?:/|$)",
+    r"/gateway(?:/|$)",
+    _API + r"/mlflow/gateway(?:/|-proxy|$)",
+    _API + r"/(?:mlflow/)?jobs(?:/|$)",
+    _API + r"/mlflow/prompt-optimization(?:/|$)",
+    _API + r"/mlflow/webhooks(?:/|$)",
+    r".*/invoke$",
+))
+
+# The artifact routes the gate knows how to confine: (method, route, what the
+# path belongs to, query parameters naming it, query parameter of the relative path).
+# A run is named by run_id or else run_uuid, as MLflow's handlers read them.
+RUN, MODEL_VERSION, LOGGED_MODEL, TRACE = "run", "model-version", "logged-model", "trace"
+
+
+@dataclass(frozen=True)
+class ArtifactRoute:
+    method: str
+    pattern: re.Pattern
+    owner: str  # RUN, MODEL_VERSION, LOGGED_MODEL or TRACE
+    ids: tuple  # query parameters that name the owner, first non-empty wins
+    path_param: str  # the relative artifact path ("" for none)
+    writes: bool = False
+
+
+ARTIFACT_ROUTES = (
+    ArtifactRoute("GET", re.compile(r"/get-artifact"), RUN, ("run_id", "run_uuid"), "path"),
+    ArtifactRoute("GET", re.compile(_API + r"/mlflow/artifacts/list"), RUN, ("run_id", "run_uuid"), "path"),
+    ArtifactRoute("POST", re.compile(_API + r"/mlflow/upload-artifact"), RUN, ("run_uuid",), "path", writes=True),
+    ArtifactRoute("GET", re.compile(r"/model-versions/get-artifact"), MODEL_VERSION, ("name", "version"), "path"),
+    ArtifactRoute("GET", re.compile(_API + r"/mlflow/get-trace-artifact"), TRACE, ("request_id",), "path"),
+    ArtifactRoute("GET", re.compile(_API + r"/mlflow/logged-models/(?P<id>[^/]+)/artifacts/files"), LOGGED_MODEL,
+                  (), "artifact_file_path"),
+    ArtifactRoute("GET", re.compile(_API + r"/mlflow/logged-models/(?P<id>[^/]+)/artifacts/directories"),
+                  LOGGED_MODEL, (), "artifact_directory_path"),
+)
+EXPERIMENT_CREATE = re.compile(_API + r"/mlflow/experiments/create")
+GRAPHQL = re.compile(r"/graphql")
+
+
+def mlflow_route(path: str, prefix: str) -> str:
+    """The route MLflow matches: the static prefix taken off, repeated slashes as one.
+
+    MLflow 3.x serves some routes both with and without the prefix, so both
+    forms are checked the same way."""
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        path = path[len(prefix):] or "/"
+    return re.sub("/{2,}", "/", path)
+
+
+def refused(route: str) -> bool:
+    return any(p.match(route) for p in REFUSED)
+
+
+def artifact_route(method: str, route: str):
+    """(ArtifactRoute, match) for a confined artifact route, (None, None) for any other."""
+    method = "GET" if method == "HEAD" else method
+    for candidate in ARTIFACT_ROUTES:
+        match = candidate.pattern.fullmatch(route)
+        if match and method == candidate.method:
+            return candidate, match
+    return None, None
+
+
+def names_artifacts(route: str) -> bool:
+    return "artifact" in route.lower()
+
+
+def read_only_allows(method: str, route: str) -> bool:
+    method = "GET" if method == "HEAD" else method
+    return any(m == method and pattern.fullmatch(route) for m, pattern in _read_only_patterns())
+
+
+@lru_cache(maxsize=1)
+def _read_only_patterns() -> tuple:
+    return tuple((method, route_pattern(route)) for method, route in READ_ONLY_ROUTES)
+
+
+def route_pattern(route: str) -> re.Pattern:
+    """A regular expression for a Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route."""
+    out, position = [], 0
+    for variable in re.finditer(r"<(?:(\w+):)?\w+>|\{\w+(?::(\w+))?\}", route):
+        out.append(re.escape(route[position:variable.start()]))
+        converter = variable.group(1) or variable.group(2)
+        out.append(".+" if converter == "path" else "[^/]+")
+        position = variable.end()
+    out.append(re.escape(route[position:]))
+    return re.compile("".join(out))
