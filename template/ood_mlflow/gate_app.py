@@ -108,14 +108,6 @@ class AsgiGate:
             return await send({"type": "websocket.close", "code": 1008})
         await _respond_asgi(send, decision, head=method == "HEAD")
 
-
-def _rewrite_scope(scope, decision: Decision):
-    drop = set(decision.drop_request_headers) | set(decision.set_request_headers)
-    headers = [(k, v) for k, v in scope["headers"] if k.decode("latin-1").lower() not in drop]
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.set_request_headers.items()]
-    return dict(scope, headers=headers)
-
-
     async def _answers(self, queries) -> list:
         """MLflow's own answers to the location queries, asked in-process; stops at the first found."""
         answers = []
@@ -145,6 +137,14 @@ def _rewrite_scope(scope, decision: Decision):
 
         await self.app(scope, receive, send)
         return status[0], _json(b"".join(chunks))
+
+
+
+def _rewrite_scope(scope, decision: Decision):
+    drop = set(decision.drop_request_headers) | set(decision.set_request_headers)
+    headers = [(k, v) for k, v in scope["headers"] if k.decode("latin-1").lower() not in drop]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.set_request_headers.items()]
+    return dict(scope, headers=headers)
 
 
 def _json(raw: bytes):

@@ -154,8 +154,9 @@ class GatePolicy:
             return _page(403, NOT_THE_OWNER)
         if not self.trusted_proxies:
             return None
-        if _address_in(client, self.trusted_proxies):
-            return None if user is not None else _page(403, NOT_THROUGH_PORTAL)
+        if user is not None and _address_in(client, self.trusted_proxies):
+            return None
+        # The owner's own processes on the node (the readiness check), which send no X-Forwarded-User.
         return None if local_owner() else _page(403, NOT_THROUGH_PORTAL)
 
     def _route_decision(self, method: str, route: str) -> Decision:

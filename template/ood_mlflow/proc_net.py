@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
-LISTEN = "0A"
+LISTEN, ESTABLISHED = "0A", "01"
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ def client_uid(client_ip: str, client_port: int, server_port: int, found=None):
     except ValueError:
         return None
     for s in sockets() if found is None else found:
-        if s.local == (ip, client_port) and s.remote[1] == server_port and s.state != LISTEN:
+        # Only a live connection: a closed one lingers in TIME_WAIT with uid 0.
+        if s.local == (ip, client_port) and s.remote[1] == server_port and s.state == ESTABLISHED:
             return s.uid
     return None

@@ -2,7 +2,11 @@
 
 import pytest
 
-from ood_mlflow.gate_policy import COOKIE_NAME, GatePolicy, cookie_token, origin_allowed, request_cookie
+import ipaddress
+import time
+
+from ood_mlflow.gate_policy import (COOKIE_NAME, GatePolicy, cookie_token, origin_allowed, parse_networks,
+                                    request_cookies)
 
 SECRET = "s" * 20 + "E" * 20
 NODE = "c1234.cluster:5001"
@@ -99,9 +103,10 @@ def test_cross_site_is_refused_even_with_the_cookie():
 
 
 def test_cookie_parsing():
-    assert request_cookie("a=1; b=2", "b") == "2"
-    assert request_cookie("a=1; ab=2", "b") is None
-    assert request_cookie("", "b") is None
+    assert request_cookies("a=1; b=2", "b") == ["2"]
+    assert request_cookies("a=1; ab=2", "b") == []
+    assert request_cookies("b=1; a=0; b=2", "b") == ["1", "2"]
+    assert request_cookies("", "b") == []
 
 
 def test_read_only_session_refuses_changes_with_a_message():
@@ -116,3 +121,119 @@ def test_read_only_session_refuses_changes_with_a_message():
                          ("POST", "/ajax-api/2.0/mlflow/logged-models/search")]:
         assert gate.decide(method, path, logged_in()).action == "pass"
     assert policy().decide("POST", "/ajax-api/2.0/mlflow/experiments/update", logged_in()).action == "pass"
+
+
+OWNER = "alice"
+
+
+def owned(**extra):
+    fields = dict(secret=SECRET, port=5001, owner=OWNER, ends_at=int(time.time()) + 3600)
+    fields.update(extra)
+    return GatePolicy(**fields)
+
+
+def owners_cookie(gate):
+    return f"{COOKIE_NAME}={cookie_token(SECRET, OWNER, gate.ends_at)}"
+
+
+def test_another_portal_user_is_refused_with_a_valid_cookie_and_at_login():
+    gate = owned()
+    headers = {"host": NODE, "cookie": owners_cookie(gate), "x-forwarded-user": "bob"}
+    assert gate.decide("GET", "/", headers).status == 403
+    assert gate.decide("POST", "/login", headers).status == 403
+    assert gate.decide("GET", "/", dict(headers, **{"x-forwarded-user": OWNER})).action == "pass"
+    assert gate.decide("GET", "/", dict(headers, **{"x-forwarded-user": ""})).status == 403
+
+
+def test_cookie_is_bound_to_the_owner_and_the_session_end():
+    gate = owned()
+    assert gate.decide("GET", "/", {"host": NODE, "cookie": owners_cookie(gate)}).action == "pass"
+    for cookie in (cookie_token(SECRET), cookie_token(SECRET, "bob", gate.ends_at),
+                   cookie_token(SECRET, OWNER, gate.ends_at + 1)):
+        assert gate.decide("GET", "/", {"host": NODE, "cookie": f"{COOKIE_NAME}={cookie}"}).status == 403
+
+
+def test_cookie_expires_with_the_session():
+    gate = owned(ends_at=int(time.time()) + 7200)
+    cookie = dict(gate.login(b"password=" + SECRET.encode(), {}).headers)["Set-Cookie"]
+    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
+    assert 7190 <= max_age <= 7200
+
+
+def test_every_cookie_of_the_gates_name_is_tried():
+    gate = owned()
+    tossed = f"{COOKIE_NAME}=planted-by-another-page; {owners_cookie(gate)}"
+    assert gate.decide("GET", "/", {"host": NODE, "cookie": tossed}).action == "pass"
+    both_wrong = f"{COOKIE_NAME}=planted; {COOKIE_NAME}=also-planted"
+    assert gate.decide("GET", "/", {"host": NODE, "cookie": both_wrong}).status == 403
+
+
+@pytest.mark.parametrize("site,allowed", [("same-origin", True), ("none", True), ("same-site", False),
+                                          ("cross-site", False), ("SAME-SITE", False)])
+def test_only_same_origin_fetches_pass(site, allowed):
+    gate = owned()
+    decision = gate.decide("GET", "/", {"host": NODE, "cookie": owners_cookie(gate), "sec-fetch-site": site})
+    assert (decision.action == "pass") is allowed
+
+
+PROXY = ("10.1.2.3", 40000)
+
+
+def test_trusted_proxies_keep_out_direct_requests():
+    gate = owned(trusted_proxies=parse_networks(["10.1.2.0/28", "2001:db8::1"]))
+    cookie = owners_cookie(gate)
+    through_portal = {"host": NODE, "cookie": cookie, "x-forwarded-user": OWNER}
+    assert gate.decide("GET", "/", through_portal, client=PROXY).action == "pass"
+    assert gate.decide("GET", "/", through_portal, client=("::ffff:10.1.2.3", 1)).action == "pass"
+    assert gate.decide("GET", "/", {"host": NODE, "cookie": cookie}, client=PROXY).status == 403
+    assert gate.decide("GET", "/", through_portal, client=("10.9.9.9", 1)).status == 403
+    assert gate.decide("POST", "/login", through_portal, client=("10.9.9.9", 1)).status == 403
+    # The readiness check: a local connection of the owner's own process.
+    local = gate.decide("GET", "/", {"host": NODE, "cookie": cookie}, client=("127.0.0.1", 5), local_owner=lambda: True)
+    assert local.action == "pass"
+    assert gate.decide("GET", "/health", {}, client=("10.9.9.9", 1)).action == "health"
+
+
+def test_untrusted_proxies_setting_is_refused():
+    with pytest.raises(ValueError):
+        parse_networks(["portal.example.org"])
+    assert parse_networks(["10.0.0.1"]) == (ipaddress.ip_network("10.0.0.1/32"),)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/ajax-api/3.0/mlflow/assistant/message"), ("POST", "/gateway/openai/v1/chat/completions"),
+    ("GET", "/ajax-api/3.0/mlflow/gateway/secrets/list"), ("POST", "/ajax-api/2.0/mlflow/webhooks"),
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/x"), ("POST", "/ajax-api/3.0/mlflow/scorer/invoke"),
+    ("POST", "/ajax-api/2.0/mlflow/artifacts/presigned-upload-url"), ("POST", "/ajax-api/3.0/jobs/"),
+    ("GET", "/ajax-api//2.0//mlflow-artifacts/artifacts"), ("GET", "/ajax-api/2.0/mlflow/some-new-artifact-route"),
+])
+def test_routes_that_reach_beyond_the_store_are_never_offered(method, path):
+    gate = owned()
+    decision = gate.decide(method, path, {"host": NODE, "cookie": owners_cookie(gate)})
+    assert decision.status == 403 and "PERMISSION_DENIED" in decision.body
+
+
+@pytest.mark.parametrize("prefix", ["", "/node/c1234.cluster/5001"])
+def test_artifact_routes_pass_only_through_the_confinement_check(prefix):
+    gate = owned(prefix=prefix)
+    headers = {"host": NODE, "cookie": owners_cookie(gate)}
+    for method, path, owner in [("GET", "/get-artifact", "run"), ("GET", "/ajax-api/2.0/mlflow/artifacts/list", "run"),
+                                ("POST", "/ajax-api/2.0/mlflow/upload-artifact", "run"),
+                                ("GET", "/model-versions/get-artifact", "model-version"),
+                                ("GET", "/ajax-api/3.0/mlflow/get-trace-artifact", "trace"),
+                                ("GET", "/ajax-api/2.0/mlflow/logged-models/m-1/artifacts/files", "logged-model"),
+                                ("GET", "//get-artifact", "run")]:
+        decision = gate.decide(method, prefix + path, headers)
+        assert decision.action == "pass" and decision.artifact and decision.artifact.owner == owner, path
+    decision = gate.decide("POST", prefix + "/ajax-api/2.0/mlflow/experiments/create", headers)
+    assert decision.inspect == "experiment-create"
+
+
+def test_read_only_is_an_allowlist_not_a_suffix_guess():
+    gate = owned(read_only=True)
+    headers = {"host": NODE, "cookie": owners_cookie(gate)}
+    for method, path in [("DELETE", "/ajax-api/2.0/mlflow/experiments/search"),
+                         ("POST", "/ajax-api/2.0/mlflow/anything/search"),
+                         ("POST", "/ajax-api/2.0/mlflow/upload-artifact")]:
+        assert gate.decide(method, path, headers).status == 403, (method, path)
+    assert gate.decide("GET", "/get-artifact", headers).action == "pass"

@@ -1,0 +1,95 @@
+"""Artifact confinement: the real path a request reaches, against the allowed roots."""
+
+import json
+import os
+
+from ood_mlflow import artifact_rules as rules
+from ood_mlflow.routes import ARTIFACT_ROUTES
+
+
+def make_roots(tmp_path):
+    store = tmp_path / "project" / "mlruns"
+    (store / "1" / "abc" / "artifacts").mkdir(parents=True)
+    (tmp_path / "home" / ".ssh").mkdir(parents=True)
+    return store, rules.allowed_roots("file", str(store), str(store))
+
+
+def test_paths_inside_the_store_pass(tmp_path):
+    store, roots = make_roots(tmp_path)
+    location = f"file://{store}/1/abc/artifacts"
+    assert rules.refusal(location, "model/MLmodel", roots) == ""
+    assert rules.refusal(str(store / "1/abc/artifacts"), "", roots) == ""
+
+
+def test_escapes_are_refused_and_name_the_site_key(tmp_path):
+    store, roots = make_roots(tmp_path)
+    home = tmp_path / "home"
+    for location, relative in [(str(home), ".ssh/id_rsa"), (f"file://{store}/1/abc/artifacts", "../../../../home/x"),
+                               (f"file://{store}/1/abc/artifacts", str(home / ".bashrc")),
+                               (f"file://{str(store).replace('/mlruns', '/%6Dlruns-not')}", ""),
+                               ("s3://bucket/x", "y"), ("mlflow-artifacts:/1/abc", "y"), ("relative/path", "")]:
+        message = rules.refusal(location, relative, roots)
+        assert "artifact_roots" in message, (location, relative)
+
+
+def test_percent_encoding_is_decoded_as_mlflow_does(tmp_path):
+    store, roots = make_roots(tmp_path)
+    encoded = f"file://{str(store.parent)}/%6Dlruns/1/abc/artifacts"  # %6D is "m"
+    assert rules.resolve(encoded) == str(store / "1/abc/artifacts")
+    assert rules.refusal(encoded, "", roots) == ""
+
+
+def test_a_symlink_out_of_the_store_is_followed_and_refused(tmp_path):
+    store, roots = make_roots(tmp_path)
+    os.symlink(tmp_path / "home", store / "1" / "abc" / "artifacts" / "link")
+    assert rules.refusal(str(store / "1/abc/artifacts"), "link/.ssh/id_rsa", roots)
+    assert rules.refusal(str(store / "1/abc/artifacts/link"), "", roots)
+
+
+def test_site_roots_and_sqlite_folders(tmp_path):
+    db = tmp_path / "project" / "mlruns.db"
+    roots = rules.allowed_roots("sqlite", str(db), str(tmp_path / "project" / "mlartifacts"), [str(tmp_path / "extra")])
+    assert rules.refusal(str(tmp_path / "project" / "run-artifacts"), "", roots) == ""
+    assert rules.refusal(str(tmp_path / "extra" / "a"), "", roots) == ""
+    assert rules.refusal(str(tmp_path / "extra-not" / "a"), "", roots)
+
+
+def test_experiment_locations_outside_are_refused(tmp_path):
+    store, roots = make_roots(tmp_path)
+    assert rules.experiment_location_refusal(json.dumps({"name": "x"}).encode(), roots) == ""
+    assert rules.experiment_location_refusal(json.dumps({"name": "x", "artifact_location": str(store)}).encode(),
+                                             roots) == ""
+    assert rules.experiment_location_refusal(json.dumps({"artifact_location": str(tmp_path / "home")}).encode(), roots)
+
+
+def test_graphql_artifact_listing_is_found_even_when_escaped():
+    assert rules.graphql_lists_artifacts(b'{"query": "{ mlflowListArtifacts(input: {runId: \\"x\\"}) { root } }"}', "")
+    assert rules.graphql_lists_artifacts(b'{"query": "{ a: mlflowList\\u0041rtifacts { root } }"}', "")
+    assert rules.graphql_lists_artifacts(b"", "query=%7BmlflowListArtifacts%7D")
+    assert not rules.graphql_lists_artifacts(b'{"query": "query { mlflowGetRun(input: {runId: \\"x\\"}) { run { info { artifactUri } } } }"}', "")
+
+
+def route(owner):
+    return next(r for r in ARTIFACT_ROUTES if r.owner == owner)
+
+
+def test_artifact_requests_ask_mlflow_where_the_owner_keeps_artifacts(tmp_path):
+    store, roots = make_roots(tmp_path)
+    request = rules.ArtifactRequest(route("run"), "", "run_uuid=abc&path=a.txt", "/node/n/1")
+    assert request.queries[0][0] == "/node/n/1/ajax-api/2.0/mlflow/runs/get?run_id=abc"
+    inside = {"run": {"info": {"artifact_uri": f"{store}/1/abc/artifacts"}}}
+    assert request.refusal([(200, inside)], roots) == ""
+    outside = {"run": {"info": {"artifact_uri": str(tmp_path / "home")}}}
+    assert "artifact_roots" in request.refusal([(200, outside)], roots)
+    assert request.refusal([(404, {"error_code": "RESOURCE_DOES_NOT_EXIST"})], roots)
+    twice = rules.ArtifactRequest(route("run"), "", "run_id=abc&path=a.txt&path=../../x", "")
+    assert "repeats" in twice.refusal([(200, inside)], roots)
+
+
+def test_trace_locations_come_from_either_api_version(tmp_path):
+    store, roots = make_roots(tmp_path)
+    request = rules.ArtifactRequest(route("trace"), "", "request_id=tr-1", "")
+    v2 = {"trace_info": {"tags": [{"key": "mlflow.artifactLocation", "value": str(tmp_path / "home")}]}}
+    assert request.refusal([(404, None), (200, v2)], roots)
+    v3 = {"trace": {"trace_info": {"tags": {"mlflow.artifactLocation": f"{store}/1/traces/tr-1/artifacts"}}}}
+    assert request.refusal([(200, v3)], roots) == ""
