@@ -161,8 +161,11 @@ class GatePolicy:
 
     def _route_decision(self, method: str, route: str) -> Decision:
         local = {"set_request_headers": {"host": f"localhost:{self.port}"}, "drop_request_headers": ("origin",)}
-        if routes.refused(route):
+        if routes.refused(route, method):
             return json_error(403, "PERMISSION_DENIED", NOT_OFFERED)
+        if routes.empty_gateway(method, route):
+            return Decision("respond", 200, routes.EMPTY_GATEWAY,
+                            (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
         if self.read_only and not routes.read_only_allows(method, route):
             return json_error(403, "PERMISSION_DENIED", READ_ONLY)
         artifact, match = routes.artifact_route(method, route)

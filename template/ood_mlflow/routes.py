@@ -63,6 +63,12 @@ ARTIFACT_ROUTES = (
     ArtifactRoute("GET", re.compile(_API + r"/mlflow/logged-models/(?P<id>[^/]+)/artifacts/directories"),
                   LOGGED_MODEL, (), "artifact_directory_path"),
 )
+# GETs the UI sends on every page that only read settings: the assistant's
+# configuration (MLflow lets anyone read it), and the 2.x UI's list of gateway
+# endpoints, which the gate answers itself as MLflow does with no gateway.
+UI_READS = (re.compile(_API + r"/mlflow/assistant/(?:config|providers)"),)
+GATEWAY_LIST = re.compile(_API + r"/mlflow/gateway-proxy")
+EMPTY_GATEWAY = '{"endpoints": []}'
 EXPERIMENT_CREATE = re.compile(_API + r"/mlflow/experiments/create")
 GRAPHQL = re.compile(r"/graphql")
 
@@ -77,8 +83,14 @@ def mlflow_route(path: str, prefix: str) -> str:
     return re.sub("/{2,}", "/", path)
 
 
-def refused(route: str) -> bool:
+def refused(route: str, method: str = "GET") -> bool:
+    if method in ("GET", "HEAD") and any(p.fullmatch(route) for p in UI_READS + (GATEWAY_LIST,)):
+        return False
     return any(p.match(route) for p in REFUSED)
+
+
+def empty_gateway(method: str, route: str) -> bool:
+    return method in ("GET", "HEAD") and bool(GATEWAY_LIST.fullmatch(route))
 
 
 def artifact_route(method: str, route: str):

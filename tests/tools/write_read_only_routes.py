@@ -46,7 +46,7 @@ def route_table(major: str) -> set:
 
 
 def read_only_routes(table: set) -> list:
-    return sorted((method, route) for method, route in table if not refused(route)
+    return sorted((method, route) for method, route in table if not refused(route, method)
                   and (method == "GET" or (method == "POST" and route in READING_POSTS)))
 
 

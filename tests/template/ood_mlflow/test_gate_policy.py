@@ -237,3 +237,15 @@ def test_read_only_is_an_allowlist_not_a_suffix_guess():
                          ("POST", "/ajax-api/2.0/mlflow/upload-artifact")]:
         assert gate.decide(method, path, headers).status == 403, (method, path)
     assert gate.decide("GET", "/get-artifact", headers).action == "pass"
+
+
+def test_what_the_ui_reads_on_every_page_still_answers():
+    gate = owned(read_only=True)
+    headers = {"host": NODE, "cookie": owners_cookie(gate)}
+    assert gate.decide("GET", "/ajax-api/3.0/mlflow/assistant/config", headers).action == "pass"
+    assert gate.decide("GET", "/ajax-api/3.0/mlflow/assistant/providers", headers).action == "pass"
+    assert gate.decide("GET", "/ajax-api/3.0/mlflow/assistant/providers/claude_code/health", headers).status == 403
+    # The 2.x UI lists gateway endpoints: the gate answers as MLflow does with no gateway, calling out to nothing.
+    listed = gate.decide("GET", "/ajax-api/2.0/mlflow/gateway-proxy", headers, "gateway_path=api/2.0/endpoints/")
+    assert (listed.action, listed.status, listed.body) == ("respond", 200, '{"endpoints": []}')
+    assert owned().decide("POST", "/ajax-api/2.0/mlflow/gateway-proxy", headers).status == 403

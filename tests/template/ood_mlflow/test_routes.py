@@ -12,7 +12,6 @@ import pytest
 
 from ood_mlflow.gate_policy import COOKIE_NAME, GatePolicy, cookie_token
 from ood_mlflow.read_only_routes import READ_ONLY_ROUTES
-from ood_mlflow.routes import refused
 from tests.tools.write_read_only_routes import read_only_routes, route_table
 
 SECRET = "s" * 40
@@ -37,7 +36,8 @@ def test_every_route_off_the_read_only_list_is_refused(table):
     for method, route in table:
         decision = gate.decide(method, concrete(route), headers)
         if (method, route) in allowed:
-            assert decision.action in ("pass", "health"), (method, route, decision.body)
+            # passed to MLflow, or answered by the gate itself (health, the empty gateway list)
+            assert decision.action in ("pass", "health") or decision.status == 200, (method, route, decision.body)
         else:
             assert decision.action == "respond" and decision.status == 403, (method, route)
         checked += 1
@@ -56,4 +56,4 @@ def test_every_artifact_route_is_confined_or_refused(table):
     for method, route in table:
         if "artifact" in route.lower():
             decision = gate.decide(method, concrete(route), headers)
-            assert decision.artifact or decision.status == 403 or refused(route), (method, route)
+            assert decision.artifact or decision.status == 403, (method, route)
