@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
 NOT_LOCAL = "not a path on this cluster"
 
@@ -31,12 +31,15 @@ def allowed_roots(store_kind: str, store_path: str, artifact_root: str, site_roo
 
 
 def local_path(location: str):
-    """The file-system path MLflow would use for an artifact location, or None if it is not local."""
-    parts = urlsplit(location)
+    """The file-system path MLflow would use for an artifact location, or None if it is not local.
+
+    As MLflow's local_file_uri_to_path: urlparse for file: URIs, then url2pathname, which on
+    POSIX percent-decodes plain paths too (`/store/%2E%2E` is `/store/..` to MLflow)."""
+    parts = urlparse(location)
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         return unquote(parts.path)
     if parts.scheme == "" and parts.netloc == "":
-        return location
+        return unquote(location)
     return None
 
 

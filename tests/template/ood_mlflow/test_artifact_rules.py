@@ -39,6 +39,14 @@ def test_percent_encoding_is_decoded_as_mlflow_does(tmp_path):
     assert rules.refusal(encoded, "", roots) == ""
 
 
+def test_encoded_dots_in_a_plain_path_are_decoded_as_mlflow_does(tmp_path):
+    store, roots = make_roots(tmp_path)
+    sneaky = f"{store}/1/abc/artifacts/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/home"  # MLflow reads it as .../../../home
+    assert rules.resolve(sneaky) == str(tmp_path / "home")
+    assert "artifact_roots" in rules.refusal(sneaky, "", roots)
+    assert "artifact_roots" in rules.refusal(f"file://{store}/1/abc/artifacts/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/home", "", roots)
+
+
 def test_a_symlink_out_of_the_store_is_followed_and_refused(tmp_path):
     store, roots = make_roots(tmp_path)
     os.symlink(tmp_path / "home", store / "1" / "abc" / "artifacts" / "link")
