@@ -29,6 +29,19 @@ def mlflow_version(environment: str = "") -> str:
     )
 
 
+def has_migrate_filestore() -> bool:
+    """Does this MLflow ship `mlflow migrate-filestore` (mlflow/store/fs2db, MLflow 3.x)?"""
+    return importlib.util.find_spec("mlflow.store.fs2db") is not None
+
+
+def sqlalchemy_decodes_percent() -> bool:
+    """SQLAlchemy 2.1+ percent-decodes the database part of a URL (see store_uri.sqlite_url)."""
+    try:
+        return major_minor(importlib.metadata.version("sqlalchemy")) >= (2, 1)
+    except importlib.metadata.PackageNotFoundError:
+        return True
+
+
 def major_minor(version: str) -> tuple:
     parts = (version.split(".") + ["0", "0"])[:2]
     return tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in parts)

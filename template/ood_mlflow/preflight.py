@@ -14,23 +14,34 @@ import sys
 import tempfile
 import time
 
-from . import settings
+from . import filestore_conversion, settings
 from .errors import LaunchError, report, warn
-from .mlflow_env import mlflow_version
+from .mlflow_env import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
 from .schema import compare, mlflow_migrations
-from .sqlite_store import copy_database, is_wal, read_only_uri, schema_revisions
+from .sqlite_store import copy_database, is_wal, schema_revisions
 from .store_checks import check_store
-from .store_plan import (BACKUP_UPGRADE, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, Plan,
+from .store_plan import (BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE, Plan,
                          sqlite_action)
-from .store_uri import Store, parse_store
+from .store_uri import Store, parse_store, sqlite_url
+
+# MLflow 3.13+ refuses directory stores unless MLFLOW_ALLOW_FILE_STORE=true is set.
+FILE_STORE_OPT_IN_FROM = (3, 13)
+PROGRESS_FILE = "conversion.json"
 
 
 def make_plan(conf: settings.Settings) -> Plan:
     store = check_store(parse_store(conf.tracking_uri, settings.home()))
     version = mlflow_version(conf.environment)
-    plan = Plan(version, store.kind, store.path, store.tracking_uri, store.backend_uri,
-                store.default_artifact_root, conf.access == READ_ONLY, conf.environment,
-                ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0)
+    decodes = sqlalchemy_decodes_percent()
+    access, converted_from, note = conf.access, "", ""
+    if access == CONVERT:
+        converted_from, access = store.path, WRITE
+        store, note = _converted(store, version)
+    plan = Plan(version, store.kind, store.path, store.backend_uri(decodes), store.backend_uri(decodes),
+                store.default_artifact_root, access == READ_ONLY, conf.environment,
+                ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, note=note,
+                converted_from=converted_from,
+                file_store_opt_in=store.kind == "file" and major_minor(version) >= FILE_STORE_OPT_IN_FROM)
     if store.kind != "sqlite":
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
@@ -44,16 +55,41 @@ def make_plan(conf: settings.Settings) -> Plan:
              f"sqlite3 {store.path!r} 'PRAGMA journal_mode=DELETE;'")
     revisions = schema_revisions(store.path)
     migrations = mlflow_migrations()
-    action = sqlite_action(conf.access, compare(revisions, migrations), wal, store.path, revisions, version,
+    action = sqlite_action(access, compare(revisions, migrations), wal, store.path, revisions, version,
                            migrations.heads)
     if action == SERVE_READ_ONLY:
-        return _replace(plan, backend_uri="sqlite:///" + read_only_uri(store.path) + "&uri=true",
+        return _replace(plan, backend_uri=sqlite_url(store.path, read_only=True, decodes_percent=decodes),
                         note="The store is opened in SQLite's read-only mode.")
     if action in (COPY, COPY_UPGRADE):
         return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE)
     if action == BACKUP_UPGRADE:
         return _backup_and_upgrade(plan, store)
     return plan
+
+
+def _converted(store: Store, version: str) -> tuple:
+    """The SQLite store a directory store is (or was earlier) converted into, and the card's note."""
+    if store.kind != "file":
+        raise LaunchError(f"{store.path!r} is already an SQLite store; 'Convert to SQLite' applies to directory "
+                          f"stores", "Choose Store access 'Read and write' (or 'Read-only')")
+    if not has_migrate_filestore():
+        raise LaunchError(f"MLflow {version} cannot convert directory stores: it has no `mlflow migrate-filestore`",
+                          "Choose an MLflow 3.x version that has it (MLflow 3.17 does) on the form")
+    run_ids, _ = filestore_conversion.directory_runs(store.path)
+    target, reuse = filestore_conversion.choose_target(store.path, run_ids)
+    keep = f"Artifacts stay in {store.path}: keep that directory."
+    if reuse:
+        print(f"Serving {target}, converted earlier from the directory store {store.path}.", flush=True)
+        return Store("sqlite", target), (f"This is the SQLite file converted earlier from {store.path}; runs "
+                                         f"logged to the directory since then do not show. {keep}")
+    progress_file = settings.SESSION_DIR / PROGRESS_FILE
+    print(f"Converting the directory store {store.path} into {target} with MLflow's migrate-filestore.", flush=True)
+    census = filestore_conversion.convert(store.path, target, lambda *state: filestore_conversion.write_progress(
+        progress_file, *state))
+    print(f"Converted {census['runs']} runs of {census['experiments']} experiments into {target}; every count "
+          f"matches the directory.", flush=True)
+    return Store("sqlite", target), (f"Converted from the directory store {store.path} ({census['runs']} runs) "
+                                     f"into {target}. Point training code at the new tracking URI below. {keep}")
 
 
 def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
@@ -65,7 +101,7 @@ def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
     made = time.strftime("%Y-%m-%d %H:%M")
     how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "as it was then"
     print(f"Read-only session: serving a node-local copy of the store ({copy}), {how}.", flush=True)
-    return _replace(plan, backend_uri="sqlite:///" + copy,
+    return _replace(plan, backend_uri=sqlite_url(copy, decodes_percent=sqlalchemy_decodes_percent()),
                     note=f"You see a copy of the store made at {made}, {how}; the store itself "
                          f"is not changed, and runs logged after that time do not show (relaunch to refresh).")
 
@@ -89,7 +125,8 @@ def _backup_and_upgrade(plan: Plan, store: Store) -> Plan:
 
 def _mlflow_db_upgrade(path: str) -> None:
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
-    done = subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", "sqlite:///" + path], env=env,
+    url = sqlite_url(path, decodes_percent=sqlalchemy_decodes_percent())
+    done = subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", url], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
         sys.stdout.write(done.stdout[-3000:])

@@ -6,6 +6,8 @@ environment variables; the login gate is plugged in with `--app-name`.
 
 from __future__ import annotations
 
+from .store_uri import directory_url
+
 APP_NAME = "ood-gate"
 
 
@@ -28,7 +30,7 @@ def server_argv(backend_uri: str, artifact_root: str, host: str, port: int, prox
     argv = [
         "server",
         "--backend-store-uri", backend_uri,
-        "--default-artifact-root", artifact_root,
+        "--default-artifact-root", directory_url(artifact_root),
         "--no-serve-artifacts",
         "--host", "0.0.0.0",
         "--port", str(port),

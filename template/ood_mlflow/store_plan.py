@@ -5,7 +5,9 @@ Store access choices (form field mlflow_store_access):
   read_only  browse only: the gate refuses every change, and an SQLite store is opened
              read-only or, when its schema differs or it is in WAL mode, as a node-local
              copy (upgraded if it is older), so the original is never written;
-  upgrade    migrate an older SQLite store's schema in place, after a backup copy.
+  upgrade    migrate an older SQLite store's schema in place, after a backup copy;
+  convert    copy a directory store into an SQLite file beside it (MLflow's
+             migrate-filestore) and serve that file.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from dataclasses import asdict, dataclass, fields
 from .errors import LaunchError
 from .schema import NEWER, NOT_MLFLOW, OLDER, SAME
 
-WRITE, READ_ONLY, UPGRADE = "write", "read_only", "upgrade"
-ACCESS_CHOICES = (WRITE, READ_ONLY, UPGRADE)
+WRITE, READ_ONLY, UPGRADE, CONVERT = "write", "read_only", "upgrade", "convert"
+ACCESS_CHOICES = (WRITE, READ_ONLY, UPGRADE, CONVERT)
 
 SERVE = "serve"  # open the store itself
 SERVE_READ_ONLY = "serve-read-only"  # open the SQLite file in SQLite's read-only mode
@@ -72,6 +74,8 @@ class Plan:
     backup: str = ""
     registry_uri: str = ""  # "" lets MLflow keep the model registry in the store itself
     ends_at: int = 0  # epoch seconds when the session's time runs out (the login cookie's end)
+    converted_from: str = ""  # the directory store this SQLite file was converted from
+    file_store_opt_in: bool = False  # training code needs MLFLOW_ALLOW_FILE_STORE=true (MLflow 3.13+)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,12 +16,35 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from .errors import LaunchError
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 KNOWN_SCHEMES = ("file", "sqlite")
+# Characters a URL reader cuts at or decodes: SQLAlchemy cuts an SQLite path at `?`
+# (2.1 also percent-decodes it), MLflow percent-decodes directory paths.
+URL_SPECIAL = frozenset("?#%")
+
+
+def sqlite_url(path: str, read_only: bool = False, decodes_percent: bool = True) -> str:
+    """An SQLAlchemy URL that opens exactly the file `path`, byte for byte.
+
+    A plain path is used as it is where nothing in it is special. Otherwise the
+    path goes in as an SQLite URI filename (`file:` with %-escapes, `uri=true`),
+    escaped once more for SQLAlchemy 2.1+, which percent-decodes the database
+    part before SQLite sees it (`decodes_percent`)."""
+    if not read_only and not URL_SPECIAL & set(path):
+        return "sqlite:///" + path
+    filename = "file:" + quote(path, safe="/")
+    if decodes_percent:
+        filename = quote(filename, safe="/:")
+    return f"sqlite:///{filename}?{'mode=ro&' if read_only else ''}uri=true"
+
+
+def directory_url(path: str) -> str:
+    """What MLflow opens as exactly the directory `path` (it percent-decodes plain paths)."""
+    return "file://" + quote(path, safe="/") if URL_SPECIAL & set(path) else path
 
 
 class StoreUriError(LaunchError):
@@ -33,17 +56,12 @@ class Store:
     kind: str  # "file" (a directory) or "sqlite"
     path: str  # absolute, normalised file-system path
 
-    @property
-    def backend_uri(self) -> str:
-        """What `mlflow server --backend-store-uri` gets."""
+    def backend_uri(self, decodes_percent: bool = True) -> str:
+        """What `mlflow server --backend-store-uri` gets, and training code gives
+        `mlflow.set_tracking_uri` (the same MLflow environment, the same SQLAlchemy)."""
         if self.kind == "sqlite":
-            return "sqlite:///" + self.path
-        return self.path
-
-    @property
-    def tracking_uri(self) -> str:
-        """What training code passes to `mlflow.set_tracking_uri` for this store."""
-        return self.backend_uri
+            return sqlite_url(self.path, decodes_percent=decodes_percent)
+        return directory_url(self.path)
 
     @property
     def default_artifact_root(self) -> str:

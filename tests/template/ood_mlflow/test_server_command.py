@@ -17,15 +17,15 @@ def test_workers_fit_the_allocation(cpus, workers):
 
 def test_rnode_needs_no_prefix_and_node_gets_the_exact_one():
     store = Store("sqlite", "/scratch/p/mlruns.db")
-    rnode = server_argv(store.backend_uri, store.default_artifact_root, "c1", 5001, "rnode", 1)
+    rnode = server_argv(store.backend_uri(), store.default_artifact_root, "c1", 5001, "rnode", 1)
     assert "--static-prefix" not in rnode
-    node = server_argv(store.backend_uri, store.default_artifact_root, "c1", 5001, "node", 1)
+    node = server_argv(store.backend_uri(), store.default_artifact_root, "c1", 5001, "node", 1)
     assert node[node.index("--static-prefix") + 1] == "/node/c1/5001"
 
 
 def test_store_gate_and_artifacts():
     store = Store("sqlite", "/scratch/my runs/mlruns.db")
-    argv = server_argv(store.backend_uri, store.default_artifact_root, "c1", 5001, "rnode", 2)
+    argv = server_argv(store.backend_uri(), store.default_artifact_root, "c1", 5001, "rnode", 2)
     got = flags(argv)
     assert argv[0] == "server"
     assert got["--backend-store-uri"] == "sqlite:////scratch/my runs/mlruns.db"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ood_mlflow.store_uri import Store, StoreUriError, parse_store
+from ood_mlflow.store_uri import Store, StoreUriError, directory_url, parse_store, sqlite_url
 
 
 @pytest.mark.parametrize("typed,kind,path", [
@@ -61,8 +61,46 @@ def test_sqlite_fix_shows_the_right_uri():
 
 def test_uris_for_mlflow_and_training_code():
     db = parse_store("/scratch/p/mlruns.db")
-    assert db.backend_uri == db.tracking_uri == "sqlite:////scratch/p/mlruns.db"
+    assert db.backend_uri() == "sqlite:////scratch/p/mlruns.db"
     assert db.default_artifact_root == "/scratch/p/mlartifacts"
     directory = parse_store("file:///scratch/p/mlruns")
-    assert directory.backend_uri == directory.tracking_uri == "/scratch/p/mlruns"
+    assert directory.backend_uri() == "/scratch/p/mlruns"
     assert directory.default_artifact_root == "/scratch/p/mlruns"
+
+
+
+SPECIAL_NAMES = ["a?b.db", "x%41.db", "a#b.db", "it's a \"db\".db", "plain.db"]
+OPEN_WITH_SQLALCHEMY = (
+    "import sqlalchemy, sys\n"
+    "engine = sqlalchemy.create_engine(sys.argv[1])\n"
+    "with engine.connect() as db:\n"
+    "    db.exec_driver_sql('CREATE TABLE t (x)')\n"
+)
+
+
+@pytest.mark.parametrize("major", ["2", "3"])
+def test_sqlite_urls_open_exactly_the_file_given(tmp_path, major):
+    """The URL goes through the real SQLAlchemy of each MLflow environment (2.0 and 2.1 read it differently)."""
+    import subprocess
+
+    from tests.portal.testbed import mlflow_python
+
+    python = str(mlflow_python(major))
+    decodes = subprocess.run([python, "-c", "import sqlalchemy; print(sqlalchemy.__version__)"], capture_output=True,
+                             text=True, check=True).stdout.strip() >= "2.1"
+    folder = tmp_path / "p%3Fq #1"
+    folder.mkdir()
+    for name in SPECIAL_NAMES:
+        path = folder / name
+        subprocess.run([python, "-c", OPEN_WITH_SQLALCHEMY, sqlite_url(str(path), decodes_percent=decodes)],
+                       check=True, capture_output=True, timeout=60)
+        assert path.is_file(), f"{sqlite_url(str(path), decodes_percent=decodes)} did not open {path}"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(SPECIAL_NAMES), "another file was opened"
+
+
+def test_directory_urls_survive_mlflows_percent_decoding():
+    from urllib.parse import unquote, urlparse
+
+    for path in ["/s/mlruns", "/s/a%41/mlruns", "/s/a?b#c/mlruns"]:
+        url = directory_url(path)
+        assert unquote(urlparse(url).path if url.startswith("file:") else url) == path

@@ -1,0 +1,197 @@
+"""Convert a directory store into an SQLite file with MLflow's own `mlflow migrate-filestore`.
+
+The directory is never written. The converted file goes beside it, as
+`<store>.db` (or `<store>-converted.db`, ... when that name is taken by
+something else), and is made so that no half-made file ever carries that name:
+the tool writes a hidden temporary file in the same folder, which then gets
+`journal_mode=DELETE` (the tool leaves WAL, which parallel file systems do not
+support), is checked against the directory by counting both sides
+(store_census), and only then is linked to its name (a link never replaces an
+existing file). Any failure removes the temporary file.
+
+A later launch on the same directory finds the converted file (it holds every
+run of the directory) and serves it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import closing
+
+from .errors import LaunchError
+from .sqlite_store import read_only_uri
+from .store_census import differences, directory_census, sqlite_census
+from .store_uri import URL_SPECIAL
+
+MAX_SUFFIX = 9
+
+
+def candidate_names(store_path: str) -> list:
+    return [f"{store_path}.db", f"{store_path}-converted.db"] + [
+        f"{store_path}-converted-{n}.db" for n in range(2, MAX_SUFFIX + 1)]
+
+
+def directory_runs(store_path: str) -> tuple:
+    """The run ids of a directory store and the bytes of what a conversion reads (for progress)."""
+    run_ids, size = set(), 0
+    for top in (store_path, os.path.join(store_path, ".trash")):
+        for experiment in _subdirs(top):
+            if not experiment.name.isdigit():
+                continue
+            for run in _subdirs(experiment.path):
+                meta = os.path.join(run.path, "meta.yaml")
+                if not os.path.isfile(meta):
+                    continue
+                run_ids.add(run.name)
+                size += os.path.getsize(meta) + sum(_tree_size(os.path.join(run.path, sub))
+                                                     for sub in ("metrics", "params", "tags"))
+    return run_ids, size
+
+
+def holds_runs(db_path: str, run_ids: set) -> bool:
+    """True if `db_path` is an MLflow SQLite store with every one of `run_ids` (a conversion of them)."""
+    try:
+        with closing(sqlite3.connect(read_only_uri(db_path), uri=True, timeout=10)) as db:
+            found = {row[0] for row in db.execute("SELECT run_uuid FROM runs")}
+            db.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.DatabaseError:
+        return False
+    return run_ids <= found
+
+
+def choose_target(store_path: str, run_ids: set) -> tuple:
+    """(path, True) to reuse an earlier conversion, (path, False) for a free name; never a taken one."""
+    for name in candidate_names(store_path):
+        if not os.path.lexists(name):
+            return name, False
+        if os.path.isfile(name) and holds_runs(name, run_ids):
+            return name, True
+    raise LaunchError(
+        f"Every name for the converted store is taken ({candidate_names(store_path)[0]!r} to "
+        f"{candidate_names(store_path)[-1]!r}) by files that are not a conversion of {store_path!r}",
+        "Move one of them away, or launch with the SQLite file you want to browse",
+    )
+
+
+def convert(store_path: str, target: str, report_progress) -> dict:
+    """Make `target` from the directory store; returns the census. Raises LaunchError, leaving nothing behind."""
+    folder = os.path.dirname(target)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LaunchError(f"The directory store cannot be converted: you cannot write to {folder!r}, where "
+                          f"the SQLite file would go", "Ask the folder's owner, or choose Store access 'Read and write'")
+    if URL_SPECIAL & set(target):
+        raise LaunchError(f"MLflow's converter cannot write to {target!r}: the path has ?, # or %, which it "
+                          f"reads as part of a URL", "Rename the folder or the store so its path has none of them")
+    temporary = os.path.join(folder, f".{os.path.basename(target)}.converting-{os.getpid()}")
+    try:
+        census = directory_census(store_path, lambda done, total: report_progress("counting", done, total))
+        _, size = directory_runs(store_path)
+        _run_tool(store_path, temporary, census.runs, size, report_progress)
+        report_progress("checking", census.runs, census.runs)
+        _journal_delete(temporary)
+        converted = sqlite_census(temporary)
+        wrong = differences(census, converted)
+        if wrong:
+            raise LaunchError(f"The converted store does not match the directory {store_path!r} ("
+                              f"{'; '.join(wrong)}); the directory is unchanged and no SQLite file was kept",
+                              "If a training job was logging to the directory, relaunch when it has finished; "
+                              "otherwise report this output.log to your site's support")
+        _publish(temporary, target)
+        os.chmod(target, os.stat(store_path).st_mode & 0o666)
+        return census.__dict__
+    finally:
+        for leftover in (temporary, temporary + "-wal", temporary + "-shm", temporary + "-journal"):
+            if os.path.lexists(leftover):
+                os.unlink(leftover)
+
+
+def _publish(temporary: str, target: str) -> None:
+    """Give the checked file its name, never replacing a file that took the name meanwhile."""
+    try:
+        os.link(temporary, target)
+        return
+    except FileExistsError:
+        raise LaunchError(f"{target!r} appeared while the store was being converted; it was not replaced",
+                          "Relaunch: the session then uses that file if it is this store's conversion") from None
+    except OSError:
+        pass  # a file system without hard links: claim the name with an empty file, then swap
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        raise LaunchError(f"{target!r} appeared while the store was being converted; it was not replaced",
+                          "Relaunch: the session then uses that file if it is this store's conversion") from None
+    os.replace(temporary, target)
+
+
+def _run_tool(store_path: str, temporary: str, runs: int, size: int, report_progress) -> None:
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    argv = [sys.executable, "-m", "mlflow", "migrate-filestore", "--source", store_path,
+            "--target", "sqlite:///" + temporary]
+    tool = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines, started = [], []
+
+    def read_output():
+        for line in tool.stdout:
+            lines.append(line.rstrip("\n"))
+            if "Migrating experiment" in line and not started:
+                started.append(_bytes_read(tool.pid))  # imports are done: from here on it reads the store
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
+    while tool.poll() is None:
+        if started and size:
+            share = (_bytes_read(tool.pid) - started[0]) / size
+            report_progress("converting", min(runs, int(runs * share)), runs)
+        time.sleep(1)
+    reader.join(5)
+    if tool.returncode != 0:
+        sys.stdout.write("\n".join(lines[-30:]) + "\n")
+        last = next((line for line in reversed(lines) if line.strip()), "no output")
+        raise LaunchError(f"MLflow's migrate-filestore could not convert {store_path!r} ({last.strip()[:300]}); "
+                          f"the directory is unchanged and no SQLite file was kept",
+                          "Read the messages just above in output.log; a damaged meta.yaml in the store is "
+                          "the usual cause")
+
+
+def _bytes_read(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("rchar:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def _journal_delete(path: str) -> None:
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        mode = db.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+    if mode != "delete":
+        raise LaunchError(f"The converted store could not be switched to journal_mode=DELETE (it stayed {mode})",
+                          "Report this output.log to your site's support")
+
+
+def _subdirs(path: str) -> list:
+    try:
+        return [e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def _tree_size(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
+    return total
+
+
+def write_progress(path, stage: str, done: int, total: int) -> None:
+    """The card's view of a conversion (info.html.erb reads it while the session starts)."""
+    temporary = f"{path}.{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as fh:
+        json.dump({"stage": stage, "runs_done": done, "runs_total": total, "time": int(time.time())}, fh)
+    os.replace(temporary, path)

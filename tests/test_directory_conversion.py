@@ -1,0 +1,153 @@
+"""Convert a directory store to SQLite from the form, with MLflow's own migrate-filestore.
+
+The directory is never changed (every file's sha256 before and after), the new
+file sits beside it with every count equal to the directory's (counted from
+the directory, not from the tool), in journal_mode=DELETE; a second launch
+reuses it; a name taken by another file is never overwritten; a failed
+conversion leaves nothing; MLflow 2.22 cannot convert.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from ood_mlflow.store_census import directory_census, sqlite_census
+from tests.portal.client import SessionClient
+from tests.portal.jobs import output_lines
+from tests.portal.testbed import OWNER, make_store, mlflow_python, own_tree, tree_digest
+
+# What a researcher's store also holds: a registered model, a deleted run, an experiment tag.
+ENRICH = """
+import os, sys
+os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+from mlflow import MlflowClient
+client = MlflowClient(tracking_uri=sys.argv[1])
+experiment = client.get_experiment_by_name("demo-classifier")
+runs = client.search_runs([experiment.experiment_id], order_by=["attributes.run_name"])
+client.set_experiment_tag(experiment.experiment_id, "team", "vision")
+client.create_registered_model("classifier")
+client.create_model_version("classifier", runs[0].info.artifact_uri + "/model", run_id=runs[0].info.run_id)
+client.delete_run(runs[2].info.run_id)
+"""
+
+
+def enriched_store(major: str, name: str) -> str:
+    store = make_store("file", major, OWNER, name=name)
+    subprocess.run([str(mlflow_python(major)), "-c", ENRICH, store], check=True, capture_output=True, timeout=120,
+                   cwd=Path(store).parent)
+    own_tree(Path(store).parent, OWNER, 0o755)
+    return store
+
+
+def assert_same_runs(store: str, converted: str) -> None:
+    """The directory's census against the file's, counted apart from the job's own check. MLflow's
+    server adds its Default experiment (id 0) to an SQLite store that has none when it starts."""
+    directory, sqlite = directory_census(store), sqlite_census(converted)
+    assert (directory.runs, directory.params, directory.tags, directory.metric_points) == \
+        (sqlite.runs, sqlite.params, sqlite.tags, sqlite.metric_points)
+    assert sqlite.experiments - directory.experiments in (0, 1)
+
+
+def journal_mode(path: str) -> str:
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+    return "wal" if header[18:20] == b"\x02\x02" else "delete"
+
+
+def info_text(job) -> str:
+    return html.unescape(job.session.render_info())
+
+
+@pytest.mark.parametrize("store_major", ["3", "2"])
+def test_convert_then_reuse(launch, site_config, users, store_major):
+    store = enriched_store(store_major, f"-convert{store_major}")
+    before = tree_digest(store)
+    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": "convert"}, site_config("3"))
+    client = SessionClient(job.wait_running(timeout=240))
+    converted = store + ".db"
+    assert os.path.isfile(converted) and journal_mode(converted) == "delete"
+    assert_same_runs(store, converted)
+    assert sqlite_census(converted).runs == 3 and sqlite_census(converted).metric_points > 3
+    assert not [p for p in os.listdir(Path(store).parent) if ".converting-" in p]
+
+    client.login()
+    assert client.run_names() == ["run-00000", "run-00001"]  # run-00002 was deleted
+    run_id = client.api("POST", "runs/search", {"experiment_ids": [client.experiment_id()],
+                                                "filter": "attributes.run_name = 'run-00000'"})[1]["runs"][0]["info"]["run_id"]
+    status, _, body = client.request("GET", "/get-artifact?" + urlencode({"run_uuid": run_id, "path": "notes.txt"}))
+    assert status == 200 and body.startswith(b"Notes for run-00000"), "artifacts stay in the directory and are served"
+    status, models = client.api("GET", "registered-models/search")
+    assert status == 200 and [m["name"] for m in models["registered_models"]] == ["classifier"]
+    card = info_text(job)
+    assert f'mlflow.set_tracking_uri("sqlite:///{converted}")' in card
+    assert "Artifacts stay in" in card and store in card
+    job.cancel()
+    assert tree_digest(store) == before, "converting changed the directory store"
+
+    again = launch({"mlflow_tracking_uri": store, "mlflow_store_access": "convert"}, site_config("3"))
+    SessionClient(again.wait_running(timeout=150))
+    assert "converted earlier" in info_text(again)
+    assert "Serving " in again.session.output() and not os.path.exists(store + "-converted.db")
+    assert tree_digest(store) == before
+
+
+def test_a_taken_name_is_never_overwritten(launch, site_config, users):
+    store = enriched_store("3", "-convert-taken")
+    taken = Path(store + ".db")
+    taken.write_bytes(b"somebody's notes, not a database")
+    own_tree(Path(store).parent, OWNER, 0o755)
+    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": "convert"}, site_config("3"))
+    client = SessionClient(job.wait_running(timeout=240))
+    assert taken.read_bytes() == b"somebody's notes, not a database"
+    assert_same_runs(store, store + "-converted.db")
+    assert f"sqlite:///{store}-converted.db" in info_text(job)
+    client.login()
+    assert client.run_names() == ["run-00000", "run-00001"]
+
+
+def test_a_failed_conversion_leaves_nothing(launch, site_config, users):
+    store = enriched_store("3", "-convert-broken")
+    run_meta = next(Path(store).glob("[0-9]*/*/meta.yaml"))
+    run_meta.write_text("artifact_uri: [unclosed\n  : : :\n")  # a damaged meta.yaml
+    before = tree_digest(store)
+    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": "convert"}, site_config("3"))
+    assert job.wait_finished(timeout=120) < 120
+    errors = output_lines(job.session, "ERROR:")
+    assert len(errors) == 1 and store in errors[0], errors
+    assert sorted(os.listdir(Path(store).parent)) == ["mlruns"], "a partial or converted file was left"
+    assert tree_digest(store) == before
+
+
+def test_mlflow_2_cannot_convert(launch, site_config, users):
+    store = make_store("file", "2", OWNER, name="-convert-on-2")
+    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": "convert"}, site_config("2"))
+    job.wait_finished(timeout=60)
+    errors = output_lines(job.session, "ERROR:")
+    assert len(errors) == 1 and "migrate-filestore" in errors[0] and "MLflow 3" in errors[0], errors
+    assert sorted(os.listdir(Path(store).parent)) == ["mlruns"]
+
+
+@pytest.mark.parametrize("folder,name", [("p%3Fq #1", "a?b.db"), ("it's \"quoted\"", "x%41 y.db"),
+                                         ("dir%41?#", "mlruns")])
+def test_store_paths_open_exactly_the_file_given(launch, site_config, users, folder, name):
+    kind = "file" if name == "mlruns" else "sqlite"
+    made = Path(make_store(kind, "3", OWNER, name=f"-exact-{kind}-{len(name)}"))
+    target = made.parent / folder / name
+    target.parent.mkdir()
+    os.replace(made, target)
+    own_tree(made.parent, OWNER, 0o755)
+    listing = sorted(os.listdir(target.parent))
+    job = launch({"mlflow_tracking_uri": str(target)}, site_config("3"))
+    client = SessionClient(job.wait_running(timeout=150))
+    client.login()
+    assert client.run_names() == ["run-00000", "run-00001", "run-00002"]
+    assert sorted(os.listdir(target.parent)) == listing, "another file was created or opened beside the store"
+    assert not output_lines(job.session, "ERROR:")
+    shutil.rmtree(made.parent)
