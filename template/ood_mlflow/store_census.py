@@ -14,9 +14,14 @@ the same things:
   in their experiment with lifecycle_stage "deleted" and are migrated too;
 - params, tags, metrics: every file under params/, tags/, metrics/, recursing
   because a key with "/" is a subfolder; metric files count one point a line.
+  The tool copies tag files as they are: the mlflow.runName tag is a file the
+  FileStore itself wrote (2.x and 3.x alike), and no tag is added or dropped.
 
 A meta.yaml the tool cannot parse makes it skip that experiment or run with
 only a log line. It is not parsed here, so such a loss shows as a difference.
+Other faults make the tool fail as a whole (exit status 1, an empty schema
+left in the target), e.g. a metric value logged twice with the same timestamp
+and step, which the SQL store's primary key refuses: check its exit status first.
 """
 
 from __future__ import annotations
@@ -76,7 +81,9 @@ def sqlite_census(db_path: str) -> Census:
 
     Take it before an MLflow server opens the file: MLflow's SQL store adds a
     "Default" experiment 0 when there is none, and a directory store made by
-    MLflow 3.x through create_experiment() has none.
+    MLflow through create_experiment() into an existing folder has none.
+    The tool leaves the file in WAL mode, so even this read-only connection
+    leaves an empty -wal and a -shm file beside it, for the caller to remove.
     """
     uri = "file:" + quote(db_path, safe="/") + "?mode=ro"
     with closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
@@ -86,11 +93,11 @@ def sqlite_census(db_path: str) -> Census:
                       tags=count("tags") + count("experiment_tags"), metric_points=count("metrics"))
 
 
-def differences(directory: Census, database: Census) -> list[str]:
-    """One line for each count that differs, e.g. "runs: 10 in the directory, 9 in the SQLite file"."""
-    return [f"{field.name}: {getattr(directory, field.name)} in the directory, "
-            f"{getattr(database, field.name)} in the SQLite file"
-            for field in fields(Census) if getattr(directory, field.name) != getattr(database, field.name)]
+def differences(a: Census, b: Census) -> list[str]:
+    """One line for each count that differs between the directory's census `a` and the SQLite
+    file's `b`, e.g. "runs: 10 in the directory, 9 in the SQLite file"."""
+    return [f"{field.name}: {getattr(a, field.name)} in the directory, {getattr(b, field.name)} in the SQLite file"
+            for field in fields(Census) if getattr(a, field.name) != getattr(b, field.name)]
 
 
 def _is_int(name: str) -> bool:
@@ -106,7 +113,7 @@ def _subdirs(path: str) -> list:
     # Path.is_dir() in the tool follows symbolic links; so does DirEntry.is_dir().
     try:
         with os.scandir(path) as entries:
-            return sorted((entry for entry in entries if entry.is_dir()), key=lambda entry: entry.name)
+            return [entry for entry in entries if entry.is_dir()]
     except (FileNotFoundError, NotADirectoryError):
         return []
 
