@@ -3,6 +3,10 @@
     sudo bin/bench                          # full size: SQLite 10,000 runs, directory 1,000 runs
     sudo bin/bench --sqlite-runs 200 --file-runs 50 --requests 10   # a quick run (CI)
 
+It also converts a directory store (--convert-runs, default 10,000) with the
+app's "Convert to SQLite" and reports the conversion's time and runs/search
+through the proxy on the directory and on the converted file.
+
 For each store, each launch is staged and run through the portal emulation
 (tests/portal) as the session's owner, on the same machine, one after the
 other, and measured:
@@ -105,8 +109,9 @@ def timed(proxy, method, path, body, count) -> list:
     return times
 
 
-def measure(label, app_root, store, env, apache, requests) -> dict:
-    session = stage({"mlflow_tracking_uri": store}, user=OWNER, env=env, app_root=app_root)
+def measure(label, app_root, store, env, apache, requests, access="write") -> dict:
+    session = stage({"mlflow_tracking_uri": store, "mlflow_store_access": access}, user=OWNER, env=env,
+                    app_root=app_root)
     job = LocalJob(session).start()
     try:
         info = job.wait_running(timeout=900)
@@ -133,6 +138,28 @@ def measure(label, app_root, store, env, apache, requests) -> dict:
                 "post_ms_samples": post}
     finally:
         job.cancel()
+
+
+def conversion(store: str, env, apache, requests) -> dict:
+    """The app on a directory store, then converting it and serving the SQLite file (removed afterwards)."""
+    directory = measure("app", APP_ROOT, store, env, apache, requests)
+    converted = Path(store + ".db")
+    converted.unlink(missing_ok=True)
+    try:
+        after = measure("app", APP_ROOT, store, env, apache, requests, access="convert")
+    finally:
+        converted.unlink(missing_ok=True)
+    return {"directory": directory, "converted": after}
+
+
+def conversion_table(name: str, result: dict) -> str:
+    directory, converted = result["directory"], result["converted"]
+    return "\n".join([
+        f"| store | card (s) | runs/search median / p95 (ms) |", "|---|---|---|",
+        f"| {name}, as a directory | {directory['card_s']:.1f} | {directory['post_ms']['median']:.1f} / "
+        f"{directory['post_ms']['p95']:.1f} |",
+        f"| {name}, Convert to SQLite (card time includes the conversion) | {converted['card_s']:.1f} | "
+        f"{converted['post_ms']['median']:.1f} / {converted['post_ms']['p95']:.1f} |"])
 
 
 def combine(runs: list) -> dict:
@@ -184,6 +211,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sqlite-runs", type=int, default=10000)
     parser.add_argument("--file-runs", type=int, default=1000)
+    parser.add_argument("--convert-runs", type=int, default=10000, help="directory store to convert; 0: none")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3, help="launches of each kind per store")
     parser.add_argument("--mlflow", choices=["3", "2"], default="3")
@@ -214,8 +242,13 @@ def main(argv=None):
                              "get_median": app["get_ms"]["median"] / base["get_ms"]["median"],
                              "post_median": app["post_ms"]["median"] / base["post_ms"]["median"]}
             results["stores"][name] = pair
+        if args.convert_runs:
+            results["conversion"] = conversion(make("file", args.convert_runs, args.mlflow), env, apache,
+                                               args.requests)
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results, floor))
+    if args.convert_runs:
+        print("\n" + conversion_table(f"directory, {args.convert_runs} runs", results["conversion"]))
     print(f"\nJSON: {args.json}")
 
 

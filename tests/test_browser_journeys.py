@@ -72,8 +72,21 @@ def rename_experiment(browser, experiment_id, new_name):
                          ids=[f"{k}-mlflow{m}-{p}-{'dex' if d else 'nodex'}" for k, m, p, d in MATRIX])
 def test_journey(launch, site_config, portals, browser, kind, major, proxy, dex):
     name = f"{kind}-mlflow{major}-{proxy}-{'dex' if dex else 'nodex'}"
-    store = make_store(kind, major, OWNER, name=f"-journey-{proxy}-{dex}")
-    job = launch({"mlflow_tracking_uri": store}, site_config(major, proxy=proxy), runner="slurm")
+    journey(launch, site_config, portals, browser, kind, major, proxy, dex, name)
+
+
+@pytest.mark.slurm
+@pytest.mark.browser
+def test_convert_journey(launch, site_config, portals, browser):
+    """A directory store converted to SQLite on the way: the same runs, chart and artifact from the new file."""
+    journey(launch, site_config, portals, browser, "file", "3", "rnode", False, "file-mlflow3-convert",
+            access="convert")
+
+
+def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name, access="write"):
+    store = make_store(kind, major, OWNER, name=f"-journey-{proxy}-{dex}-{access}")
+    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": access}, site_config(major, proxy=proxy),
+                 runner="slurm")
     info = job.wait_running(timeout=180)
     portal = portals[dex]
     base_url = portal.url(f"/{proxy}/{info['host']}/{info['port']}/")

@@ -10,6 +10,7 @@ conversion leaves nothing; MLflow 2.22 cannot convert.
 from __future__ import annotations
 
 import html
+import json
 import os
 import shutil
 import subprocess
@@ -76,6 +77,8 @@ def test_convert_then_reuse(launch, site_config, users, store_major):
     assert_same_runs(store, converted)
     assert sqlite_census(converted).runs == 3 and sqlite_census(converted).metric_points > 3
     assert not [p for p in os.listdir(Path(store).parent) if ".converting-" in p]
+    progress = json.loads((job.session.staged_root / "conversion.json").read_text())
+    assert (progress["stage"], progress["runs_done"], progress["runs_total"]) == ("checking", 3, 3)
 
     client.login()
     assert client.run_names() == ["run-00000", "run-00001"]  # run-00002 was deleted

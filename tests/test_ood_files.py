@@ -185,6 +185,19 @@ def test_info_card_shows_store_version_and_tracking_line(tmp_path):
     assert not Elements(html).first("pre")
 
 
+def test_info_card_shows_a_conversion_in_progress_and_the_file_store_opt_in(tmp_path):
+    session = stage({"mlflow_tracking_uri": "/scratch/p/mlruns", "mlflow_store_access": "convert"}, dataroot=tmp_path)
+    (session.staged_root / "conversion.json").write_text(json.dumps(
+        {"stage": "converting", "runs_done": 4200, "runs_total": 10000, "time": 1}))
+    assert "Converting to SQLite:</strong> copying runs, about 4200 of 10000 runs" in session.render_info("starting")
+    (session.staged_root / "mlflow_session.json").write_text(json.dumps(
+        {"mlflow_version": "3.17.2", "tracking_uri": "/scratch/p/mlruns", "store_kind": "file",
+         "file_store_opt_in": True}))
+    html = session.render_info()
+    assert "Converting" not in html, "the progress line must go once the session has its plan"
+    assert "export MLFLOW_ALLOW_FILE_STORE=true" in html and "Convert a directory store to SQLite" in html
+
+
 def test_completed_card_shows_why_the_session_ended(tmp_path):
     session = stage({"mlflow_tracking_uri": "/x"}, dataroot=tmp_path)
     session.output_log.write_text("Script starting...\nERROR: The store <x> does not exist. Fix: check it.\nCleaning up...\n")
