@@ -17,8 +17,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 APT_PACKAGES=(
   ruby ruby-redcarpet            # ERB rendering + OOD's Markdown renderer
-  slurm-wlm munge                # one-node cluster (tests/portal/services)
-  apache2                        # OOD-like reverse proxy (tests/portal/apache.py)
+  slurm-wlm munge                # one-node cluster (devportal/services)
+  apache2                        # OOD-like reverse proxy (devportal/apache.py)
   chromium chromium-driver fonts-dejavu-core   # selenium UI tests
   lmod                           # `module` in job shells, as on real clusters
   sqlite3 curl procps psmisc rsync netcat-openbsd lsof   # job helpers (port_used, pkill, staging)

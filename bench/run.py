@@ -8,7 +8,7 @@ app's "Convert to SQLite" and reports the conversion's time and runs/search
 through the proxy on the directory and on the converted file.
 
 For each store, each launch is staged and run through the portal emulation
-(tests/portal) as the session's owner, on the same machine, one after the
+(devportal) as the session's owner, on the same machine, one after the
 other, and measured:
   card     seconds from the job's start to connection.yml (the card turns Running)
   ui       seconds from the job's start to the first runs search answered through the proxy
@@ -35,10 +35,11 @@ import time
 from pathlib import Path
 
 from bench.make_stores import make
-from tests.portal.apache import OodApache, free_port
-from tests.portal.jobs import LocalJob
-from tests.portal.ood import APP_ROOT, stage
-from tests.portal.testbed import OWNER, mlflow_python, write_site_config
+from devportal.apache import OodApache
+from devportal.ports import free_port
+from devportal.jobs import LocalJob
+from devportal.ood import APP_ROOT, stage
+from devportal.testbed import OWNER, mlflow_python, write_site_config
 
 NAIVE_TEMPLATE = Path(__file__).resolve().parent / "naive_app" / "template"
 

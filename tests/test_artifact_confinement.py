@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.portal.client import SessionClient
-from tests.portal.testbed import OWNER, make_store
+from devportal.client import SessionClient
+from devportal.testbed import OWNER, make_store
 
 SECRET_TEXT = "-----BEGIN OPENSSH PRIVATE KEY----- the owner's key"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.portal.jobs import output_lines
-from tests.portal.testbed import MLFLOW_VENVS, OTHER, OWNER, STORES_ROOT, make_store, own_tree, tree_digest
+from devportal.jobs import output_lines
+from devportal.testbed import MLFLOW_VENVS, OTHER, OWNER, STORES_ROOT, make_store, own_tree, tree_digest
 
 FAIL_WITHIN = 60
 

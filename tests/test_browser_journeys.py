@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.portal.apache import OodApache, free_port
-from tests.portal.browser import Browser
-from tests.portal.dashboard import make_docroot, publish_card, publish_form
-from tests.portal.ood import render_form
-from tests.portal.testbed import OWNER, make_store
+from devportal.apache import OodApache
+from devportal.ports import free_port
+from devportal.browser import Browser
+from devportal.dashboard import make_docroot, publish_card, publish_form
+from devportal.ood import render_form
+from devportal.testbed import OWNER, make_store
 
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "journeys"
 MATRIX = [(kind, "3", proxy, dex) for kind in ("sqlite", "file") for proxy in ("rnode", "node")

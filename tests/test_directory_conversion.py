@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 import pytest
 
 from ood_mlflow.store_census import directory_census, sqlite_census
-from tests.portal.client import SessionClient
-from tests.portal.jobs import output_lines
-from tests.portal.testbed import OWNER, make_store, mlflow_python, own_tree, tree_digest
+from devportal.client import SessionClient
+from devportal.jobs import output_lines
+from devportal.testbed import OWNER, make_store, mlflow_python, own_tree, tree_digest
 
 # What a researcher's store also holds: a registered model, a deleted run, an experiment tag.
 ENRICH = """

@@ -2,15 +2,15 @@
 
 The staged files run in the emulation of OOD's basic job script (bash, clean
 environment, as the session's owner) against real MLflow; requests carry the
-Host and Origin the OOD proxy produces (tests/portal/client.py).
+Host and Origin the OOD proxy produces (devportal/client.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.portal.client import SessionClient
-from tests.portal.jobs import output_lines
+from devportal.client import SessionClient
+from devportal.jobs import output_lines
 
 
 @pytest.mark.parametrize("kind,major,proxy,dex", [

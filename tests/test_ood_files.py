@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from tests.portal.ood import APP_ROOT, RenderError, render_form, render_submit, stage
+from devportal.ood import APP_ROOT, RenderError, render_form, render_submit, stage
 
 
 class Elements(HTMLParser):

@@ -13,8 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.portal.apache import OodApache, free_port
-from tests.portal.testbed import OTHER, OWNER
+from devportal.apache import OodApache
+from devportal.ports import free_port
+from devportal.testbed import OTHER, OWNER
 
 PROXY_ADDRESS = "127.0.0.1"  # where these test proxies connect from; 127.0.0.2 is "elsewhere"
 

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.portal.jobs import output_lines
-from tests.portal.ood import as_user
-from tests.portal.testbed import OTHER, OWNER, make_store
+from devportal.jobs import output_lines
+from devportal.ood import as_user
+from devportal.testbed import OTHER, OWNER, make_store
 
 # argv: a string unique to the victim's MLflow command line, a directory to write to.
 SQUATTER = r"""

@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.portal.testbed import OTHER
-from tests.portal.apache import OodApache, free_port
-from tests.portal.dashboard import make_docroot
+from devportal.testbed import OTHER
+from devportal.apache import OodApache
+from devportal.ports import free_port
+from devportal.dashboard import make_docroot
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import html
 
 import pytest
 
-from tests.portal.client import SessionClient
-from tests.portal.jobs import output_lines
-from tests.portal.testbed import install_modulefiles
+from devportal.client import SessionClient
+from devportal.jobs import output_lines
+from devportal.testbed import install_modulefiles
 
 MODULE_ENVIRONMENTS = [{"label": "MLflow 3.17", "setup": "module load mlflow/3.17"},
                        {"label": "MLflow 2.22", "setup": "module load mlflow/2.22"}]

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.portal.client import SessionClient
-from tests.portal.jobs import output_lines
-from tests.portal.ood import stage
-from tests.portal.testbed import OWNER, STORES_ROOT, make_store, own_tree, tree_digest
+from devportal.client import SessionClient
+from devportal.jobs import output_lines
+from devportal.ood import stage
+from devportal.testbed import OWNER, STORES_ROOT, make_store, own_tree, tree_digest
 
 
 def assert_changes_refused(client):

@@ -16,7 +16,7 @@ TOP = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(TOP), str(TOP / "template")]
 
 from ood_mlflow.routes import refused  # noqa: E402
-from tests.portal.testbed import MLFLOW_VENVS  # noqa: E402
+from devportal.testbed import MLFLOW_VENVS  # noqa: E402
 
 # POSTs that only read: searches and queries the UI sends as POST bodies.
 READING_POSTS = {

@@ -14,6 +14,8 @@ from ood_mlflow.gate_policy import COOKIE_NAME, GatePolicy, cookie_token
 from ood_mlflow.read_only_routes import READ_ONLY_ROUTES
 from tests.tools.write_read_only_routes import read_only_routes, route_table
 
+pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
+
 SECRET = "s" * 40
 ENDS = int(time.time()) + 3600
 

@@ -3,8 +3,11 @@
 import json
 import subprocess
 
-from tests.portal.ood import APP_ROOT
-from tests.portal.testbed import mlflow_python
+from devportal.ood import APP_ROOT
+from devportal.testbed import mlflow_python
+import pytest
+
+pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
 
 PROBE = "from ood_mlflow.schema import mlflow_migrations as m; r = m(); print(sorted(r.heads), len(r.known))"
 

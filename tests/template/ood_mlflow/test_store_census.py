@@ -10,8 +10,8 @@ import pytest
 
 from ood_mlflow import store_census
 from ood_mlflow.store_census import Census, differences, directory_census, sqlite_census
-from tests.portal.ood import APP_ROOT
-from tests.portal.testbed import mlflow_python
+from devportal.ood import APP_ROOT
+from devportal.testbed import mlflow_python
 
 
 # What a store needs beyond demo/make_store.py: a registered model, a deleted run, an
@@ -19,6 +19,8 @@ from tests.portal.testbed import mlflow_python
 EXTRAS = """
 import sys
 from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
 client = MlflowClient(tracking_uri=sys.argv[1])
 experiment = client.get_experiment_by_name("demo-classifier")
 runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])

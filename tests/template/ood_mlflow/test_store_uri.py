@@ -78,12 +78,13 @@ OPEN_WITH_SQLALCHEMY = (
 )
 
 
+@pytest.mark.launch
 @pytest.mark.parametrize("major", ["2", "3"])
 def test_sqlite_urls_open_exactly_the_file_given(tmp_path, major):
     """The URL goes through the real SQLAlchemy of each MLflow environment (2.0 and 2.1 read it differently)."""
     import subprocess
 
-    from tests.portal.testbed import mlflow_python
+    from devportal.testbed import mlflow_python
 
     python = str(mlflow_python(major))
     decodes = subprocess.run([python, "-c", "import sqlalchemy; print(sqlalchemy.__version__)"], capture_output=True,

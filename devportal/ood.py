@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-APP_ROOT = Path(__file__).resolve().parents[2]
+APP_ROOT = Path(__file__).resolve().parents[1]
 RENDER_RB = Path(__file__).with_name("render.rb")
 APP_TOKEN = "sys/mlflow"
 

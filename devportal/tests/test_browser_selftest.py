@@ -1,4 +1,4 @@
-"""Self-test of tests/portal/browser.py against a tiny stdlib web site.
+"""Self-test of devportal/browser.py against a tiny stdlib web site.
 
 Checks what the portal tests rely on:
 * the portal name (ondemand.test) resolves to 127.0.0.1 inside Chromium;
@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.portal.browser import Browser
+from devportal.browser import Browser
+
+pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
 
 pytestmark = pytest.mark.browser
 

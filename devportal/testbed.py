@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.portal.ood import APP_ROOT, chown_tree
+from devportal.ood import APP_ROOT, chown_tree
 
 VENVS = Path(os.environ.get("OOD_MLFLOW_VENVS", "/opt/ood-mlflow"))
 MLFLOW_VENVS = {"3": VENVS / "venv-mlflow3", "2": VENVS / "venv-mlflow2"}

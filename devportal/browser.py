@@ -34,7 +34,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -50,6 +49,9 @@ from selenium.common.exceptions import (
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from .logs import tail
+from .ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -85,13 +87,6 @@ CLICKABLE_XPATH = (
 )
 
 
-def free_port():
-    """A TCP port that was free a moment ago (bind to 0 and release it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _xpath_literal(s):
     """Quote `s` for XPath 1.0 (which has no escape character)."""
     if "'" not in s:
@@ -104,13 +99,6 @@ def _xpath_literal(s):
 def _norm(s):
     """Collapse whitespace, so text matching ignores line breaks and indentation."""
     return " ".join((s or "").split())
-
-
-def _tail(path, limit=3000):
-    try:
-        return Path(path).read_text(errors="replace")[-limit:]
-    except OSError:
-        return ""
 
 
 class Browser:
@@ -247,7 +235,7 @@ class Browser:
         while True:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"chromedriver exited with {self._proc.returncode}:\n"
-                                   + _tail(self.tmpdir / "chromedriver.log"))
+                                   + tail(self.tmpdir / "chromedriver.log"))
             try:
                 with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
                         url, timeout=2) as r:
@@ -257,7 +245,7 @@ class Browser:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"chromedriver did not answer on {url} within "
-                                   f"{self.start_timeout}s:\n" + _tail(self.tmpdir / "chromedriver.log"))
+                                   f"{self.start_timeout}s:\n" + tail(self.tmpdir / "chromedriver.log"))
             time.sleep(0.1)
 
     # --------------------------------------------------------------- teardown

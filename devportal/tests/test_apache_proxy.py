@@ -1,4 +1,4 @@
-"""Checks that tests/portal/apache.py proxies like OOD's mod_ood_proxy.
+"""Checks that devportal/apache.py proxies like OOD's mod_ood_proxy.
 
 A stdlib backend echoes what it received as JSON; requests go to the private
 Apache on 127.0.0.1 with Host: ondemand.test:<port>, as a browser would send
@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apache import OodApache, free_port  # noqa: E402
+from devportal.apache import OodApache
+from devportal.ports import free_port
+
+pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.portal.testbed import OWNER, make_store, write_site_config
-from tests.portal.apache import OodApache
-from tests.portal.dashboard import make_docroot, publish_card
-from tests.portal.jobs import LocalJob, SlurmJob
-from tests.portal.ood import stage
+from devportal.testbed import OWNER, make_store, write_site_config
+from devportal.apache import OodApache
+from devportal.dashboard import make_docroot, publish_card
+from devportal.jobs import LocalJob, SlurmJob
+from devportal.ood import stage
 
 
 def slurm_available() -> bool:
