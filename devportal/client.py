@@ -11,6 +11,8 @@ import http.client
 import json
 from urllib.parse import urlencode
 
+from ood_mlflow.session import public_prefix
+
 PORTAL = "ondemand.test:8443"
 
 
@@ -24,9 +26,8 @@ class SessionClient:
 
     @property
     def prefix(self) -> str:
-        """The path the backend sees: /rnode strips the prefix, /node keeps it."""
-        info = self.info
-        return f"/node/{info['host']}/{info['port']}" if info["mlflow_proxy"] == "node" else ""
+        """The path the backend sees: the app's own rule (session.public_prefix)."""
+        return public_prefix(self.info["mlflow_proxy"], self.info["host"], self.info["port"])
 
     def request(self, method, path, body=None, headers=None):
         all_headers = dict(self.headers, **({"Cookie": self.cookie} if self.cookie else {}))

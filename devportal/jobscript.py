@@ -1,7 +1,7 @@
 """The job script of OOD's "basic" batch-connect template, rebuilt for tests.
 
-Written from the description in ../shared/reference/ood-batch-connect.md §1.2
-and §1.3 (order of steps, helper functions and their quirks), not from OOD's
+Written from the description of ood_core's basic batch-connect template
+(order of steps, helper functions and their quirks), not from OOD's
 code. The quirks matter and are kept on purpose:
 - the port_used_* strategies are not exported, so inside the forked script.sh
   `port_used` finds none of them and returns 127;

@@ -1,6 +1,7 @@
 """An emulation of the Open OnDemand dashboard's batch-connect path, for tests.
 
-Written from ../shared/reference/ood-batch-connect.md (never copied from OOD):
+Written from OOD's documented behaviour (ood_core's batch-connect templates and the
+dashboard's staging; never copied from OOD):
 - render form.yml.erb / submit.yml.erb / view / card panels with real Ruby ERB
   (render.rb), YAML parsed with safe_load, HTML through Redcarpet;
 - stage a session as the dashboard does: staged_root with mode 0700, template/
@@ -8,7 +9,7 @@ Written from ../shared/reference/ood-batch-connect.md (never copied from OOD):
   its source's mode, user_defined_context.json;
 - build the "basic" job script (jobscript.py) and run it, either straight with
   bash in a clean environment or through real Slurm with the flags OOD's Slurm
-  adapter passes (slurm.py).
+  adapter passes (jobs.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-# Renders the app's ERB files the way the OOD dashboard does (see
-# ../shared/reference/ood-batch-connect.md §1.6, §2.1, §3.1, §4.1), with Debian's
+# Renders the app's ERB files the way the OOD dashboard does
+# (OOD's batch-connect rendering), with Debian's
 # Ruby, ERB, Psych and Redcarpet. Written from that description, not from OOD.
 #
 #   ruby render.rb form APP_ROOT                     -> JSON of form.yml.erb after YAML.safe_load

@@ -55,6 +55,35 @@ def make_store(kind: str, major: str, owner: str, name: str = "") -> str:
     return f"{directory}/mlruns.db" if kind == "sqlite" else target
 
 
+# What a researcher's directory store holds beyond demo/make_store.py: a registered model, a
+# deleted run (the last one), an experiment tag, and a deleted experiment with a run of its own.
+ADD_REGISTRY_AND_DELETIONS = """
+import sys
+from mlflow.tracking import MlflowClient
+client = MlflowClient(tracking_uri=sys.argv[1])
+experiment = client.get_experiment_by_name("demo-classifier")
+runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+client.set_experiment_tag(experiment.experiment_id, "team", "vision")
+client.create_registered_model("demo-model")
+client.create_model_version("demo-model", runs[0].info.artifact_uri + "/model", run_id=runs[0].info.run_id)
+client.delete_run(runs[-1].info.run_id)
+abandoned = client.create_experiment("abandoned")
+run = client.create_run(abandoned, run_name="abandoned-run")
+client.log_metric(run.info.run_id, "loss", 1.0, step=0)
+client.delete_experiment(abandoned)
+"""
+
+
+def add_registry_and_deletions(store: str, major: str, cwd) -> None:
+    """Run ADD_REGISTRY_AND_DELETIONS on a directory store with MLflow `major`.
+
+    The tracking URI is set, or MLflow 3's client would make an sqlite:///mlflow.db in `cwd`."""
+    env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true", MLFLOW_TRACKING_URI=str(store))
+    done = subprocess.run([str(mlflow_python(major)), "-c", ADD_REGISTRY_AND_DELETIONS, str(store)], env=env,
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def tree_digest(directory) -> dict:
     """sha256 of every file below `directory` by relative path, and every directory (as "dir"):
     a store's bytes and shape, compared before and after."""

@@ -1,6 +1,6 @@
 # The app's site configuration, read by the ERB files on the OOD web node.
 #
-# Looked up in this order (../shared/app-contract.md):
+# Looked up in this order (the app's contract, README "Site configuration"):
 #   1. the file named by MLFLOW_OOD_CONFIG in the dashboard's environment;
 #   2. /etc/ood/config/apps/mlflow/site.yml;
 #   3. nothing: site.yml.example, which also supplies every key a site leaves out.
@@ -68,12 +68,13 @@ module MlflowApp
     def trusted_proxies = @data["trusted_proxies"]
     def artifact_roots = @data["artifact_roots"]
 
-    # The setup shell of the environment a user chose; the first one for an empty choice.
-    def environment_setup(label)
-      return environments.first["setup"] if label.to_s.empty?
-      found = environments.find { |e| e["label"] == label }
+    # The environment a user chose ({"label", "setup"}); the first one for an empty choice.
+    # The job's ERB files (before.sh, environment.sh, session.json) all resolve it here.
+    def environment(label)
+      return environments.first if label.to_s.empty?
+      found = environments.find { |e| e["label"] == label.to_s }
       raise Error, "ERROR: the software environment #{label.inspect} is no longer offered; choose another on the form" unless found
-      found["setup"]
+      found
     end
 
     PARTITION_LIMIT_KEYS = { "hours" => "max_hours", "cores" => "max_cores", "memory_gb" => "max_memory_gb" }.freeze

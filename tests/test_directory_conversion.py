@@ -13,7 +13,6 @@ import html
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,27 +21,11 @@ import pytest
 from ood_mlflow.store_census import directory_census, sqlite_census
 from devportal.client import SessionClient
 from devportal.jobs import output_lines
-from devportal.testbed import OWNER, make_store, mlflow_python, own_tree, tree_digest
-
-# What a researcher's store also holds: a registered model, a deleted run, an experiment tag.
-ENRICH = """
-import os, sys
-os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
-from mlflow import MlflowClient
-client = MlflowClient(tracking_uri=sys.argv[1])
-experiment = client.get_experiment_by_name("demo-classifier")
-runs = client.search_runs([experiment.experiment_id], order_by=["attributes.run_name"])
-client.set_experiment_tag(experiment.experiment_id, "team", "vision")
-client.create_registered_model("classifier")
-client.create_model_version("classifier", runs[0].info.artifact_uri + "/model", run_id=runs[0].info.run_id)
-client.delete_run(runs[2].info.run_id)
-"""
-
+from devportal.testbed import OWNER, add_registry_and_deletions, make_store, own_tree, tree_digest
 
 def enriched_store(major: str, name: str) -> str:
     store = make_store("file", major, OWNER, name=name)
-    subprocess.run([str(mlflow_python(major)), "-c", ENRICH, store], check=True, capture_output=True, timeout=120,
-                   cwd=Path(store).parent)
+    add_registry_and_deletions(store, major, cwd=Path(store).parent)
     own_tree(Path(store).parent, OWNER, 0o755)
     return store
 
@@ -75,10 +58,10 @@ def test_convert_then_reuse(launch, site_config, users, store_major):
     converted = store + ".db"
     assert os.path.isfile(converted) and journal_mode(converted) == "delete"
     assert_same_runs(store, converted)
-    assert sqlite_census(converted).runs == 3 and sqlite_census(converted).metric_points > 3
+    assert sqlite_census(converted).runs == 4 and sqlite_census(converted).metric_points > 3
     assert not [p for p in os.listdir(Path(store).parent) if ".converting-" in p]
     progress = json.loads((job.session.staged_root / "conversion.json").read_text())
-    assert (progress["stage"], progress["runs_done"], progress["runs_total"]) == ("checking", 3, 3)
+    assert (progress["stage"], progress["runs_done"], progress["runs_total"]) == ("checking", 4, 4)
 
     client.login()
     assert client.run_names() == ["run-00000", "run-00001"]  # run-00002 was deleted
@@ -87,7 +70,7 @@ def test_convert_then_reuse(launch, site_config, users, store_major):
     status, _, body = client.request("GET", "/get-artifact?" + urlencode({"run_uuid": run_id, "path": "notes.txt"}))
     assert status == 200 and body.startswith(b"Notes for run-00000"), "artifacts stay in the directory and are served"
     status, models = client.api("GET", "registered-models/search")
-    assert status == 200 and [m["name"] for m in models["registered_models"]] == ["classifier"]
+    assert status == 200 and [m["name"] for m in models["registered_models"]] == ["demo-model"]
     card = info_text(job)
     assert f'mlflow.set_tracking_uri("sqlite:///{converted}")' in card
     assert "Artifacts stay in" in card and store in card

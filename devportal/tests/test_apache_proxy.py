@@ -23,7 +23,7 @@ import pytest
 from devportal.apache import OodApache
 from devportal.ports import free_port
 
-pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
+pytestmark = pytest.mark.launch  # needs apache2, started as root
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 

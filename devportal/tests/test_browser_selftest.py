@@ -17,9 +17,7 @@ import pytest
 
 from devportal.browser import Browser
 
-pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
-
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.launch, pytest.mark.browser]  # Chromium as a test user
 
 PORTAL = "ondemand.test"
 USER = "ood-alice"

@@ -20,12 +20,14 @@ import json
 import os
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
+from .store_uri import SQLITE
+
 NOT_LOCAL = "not a path on this cluster"
 
 
 def allowed_roots(store_kind: str, store_path: str, artifact_root: str, site_roots=()) -> tuple:
     """The real paths under which artifacts may be read or written."""
-    tree = store_path if store_kind != "sqlite" else os.path.dirname(store_path)
+    tree = os.path.dirname(store_path) if store_kind == SQLITE else store_path
     roots = [tree, artifact_root] + [str(r) for r in site_roots]
     return tuple(dict.fromkeys(os.path.realpath(r) for r in roots if r))
 

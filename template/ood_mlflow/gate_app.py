@@ -23,31 +23,22 @@ import pwd
 import sys
 from urllib.parse import unquote
 
-from . import artifact_rules, settings
+from . import artifact_rules
 from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy, json_error, parse_networks
 from .proc_net import client_uid
-
-ENV_PREFIX = "OOD_MLFLOW_GATE_PREFIX"
-ENV_PORT = "OOD_MLFLOW_GATE_PORT"
-ENV_READ_ONLY = "OOD_MLFLOW_GATE_READ_ONLY"
+from .session import Plan, read_plan, read_secret
 
 
-def policy_from_environment() -> GatePolicy:
-    conf, plan = settings.load(), settings.load_plan()
-    return GatePolicy(secret=settings.read_secret(), port=int(os.environ[ENV_PORT]),
-                      prefix=os.environ.get(ENV_PREFIX, ""), read_only=bool(os.environ.get(ENV_READ_ONLY)),
-                      owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(conf.trusted_proxies),
-                      ends_at=int(plan.get("ends_at") or 0))
-
-
-def roots_from_session() -> tuple:
-    plan = settings.load_plan()
-    return artifact_rules.allowed_roots(plan["store_kind"], plan["store_path"], plan["artifact_root"],
-                                        settings.load().artifact_roots)
+def policy_for(plan: Plan) -> GatePolicy:
+    return GatePolicy(secret=read_secret(), port=plan.port, prefix=plan.prefix, read_only=plan.read_only,
+                      owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(plan.trusted_proxies),
+                      ends_at=plan.ends_at)
 
 
 def create_app():
-    policy, roots = policy_from_environment(), roots_from_session()
+    plan = read_plan()
+    policy = policy_for(plan)
+    roots = artifact_rules.allowed_roots(plan.store_kind, plan.store_path, plan.artifact_root, plan.artifact_roots)
     if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":
         from mlflow.server.fastapi_app import app as mlflow_asgi_app
 

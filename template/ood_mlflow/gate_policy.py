@@ -42,9 +42,8 @@ from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from . import routes
+from .session import COOKIE_NAME, LOGIN_FIELD
 
-COOKIE_NAME = "ood_mlflow_session"
-LOGIN_FIELD = "password"
 MAX_LOGIN_BODY = 4096
 
 NOT_LOGGED_IN = (
@@ -69,7 +68,7 @@ NOT_OFFERED = (
     "compute node or send data from it."
 )
 UNKNOWN_ARTIFACT_ROUTE = "This artifact request is not supported by the Open OnDemand MLflow session."
-READ_ONLY = (
+READ_ONLY_REFUSAL = (
     "This MLflow session is read-only, so nothing in the tracking store can be changed. "
     "To make changes, launch a new session with Store access 'Read and write'."
 )
@@ -167,7 +166,7 @@ class GatePolicy:
             return Decision("respond", 200, routes.EMPTY_GATEWAY,
                             (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
         if self.read_only and not routes.read_only_allows(method, route):
-            return json_error(403, "PERMISSION_DENIED", READ_ONLY)
+            return json_error(403, "PERMISSION_DENIED", READ_ONLY_REFUSAL)
         artifact, match = routes.artifact_route(method, route)
         if artifact:
             return Decision("pass", artifact=artifact, route_id=match.groupdict().get("id") or "", **local)
@@ -231,12 +230,6 @@ def request_cookies(header: str, name: str) -> list:
         if sep and key == name:
             values.append(value.strip().strip('"'))
     return values
-
-
-def request_cookie(header: str, name: str):
-    """The first value of cookie `name` in a Cookie header, or None."""
-    found = request_cookies(header, name)
-    return found[0] if found else None
 
 
 def _address_in(client, networks) -> bool:

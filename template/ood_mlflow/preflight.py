@@ -1,13 +1,13 @@
 """Checks made in before.sh, before anything starts: can this launch work, and how?
 
 A launch that cannot work ends here, within seconds, with one ERROR line. A
-launch that can is written down as a Plan in mlflow_session.json, which
-script.sh (serve.py) follows and the session card shows.
+launch that can is written down as the session's Plan (session.py), which
+script.sh (serve.py), the gate, after.sh (ready.py) and the session card follow.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,21 +15,20 @@ import tempfile
 import time
 
 from . import filestore_conversion, settings
+from .session import PROGRESS_FILE, SESSION_DIR, Plan, public_prefix, write_plan
 from .errors import LaunchError, report, warn
-from .mlflow_env import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
+from .installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
 from .schema import compare, mlflow_migrations
 from .sqlite_store import copy_database, is_wal, schema_revisions
 from .store_checks import check_store
-from .store_plan import (BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE, Plan,
-                         sqlite_action)
-from .store_uri import Store, parse_store, sqlite_url
+from .store_plan import BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE, sqlite_action
+from .store_uri import DIRECTORY, SQLITE, Store, parse_store, sqlite_url
 
 # MLflow 3.13+ refuses directory stores unless MLFLOW_ALLOW_FILE_STORE=true is set.
 FILE_STORE_OPT_IN_FROM = (3, 13)
-PROGRESS_FILE = "conversion.json"
 
 
-def make_plan(conf: settings.Settings) -> Plan:
+def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
     store = check_store(parse_store(conf.tracking_uri, settings.home()))
     version = mlflow_version(conf.environment)
     decodes = sqlalchemy_decodes_percent()
@@ -41,12 +40,14 @@ def make_plan(conf: settings.Settings) -> Plan:
                 store.default_artifact_root, access == READ_ONLY, conf.environment,
                 ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, note=note,
                 converted_from=converted_from,
-                file_store_opt_in=store.kind == "file" and major_minor(version) >= FILE_STORE_OPT_IN_FROM)
-    if store.kind != "sqlite":
+                file_store_opt_in=store.kind == DIRECTORY and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
+                host=host, port=port, prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
+                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots)
+    if store.kind != SQLITE:
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
             registry = tempfile.mkdtemp(prefix="ood-mlflow-registry-")  # in $TMPDIR when set
-            return _replace(plan, registry_uri=registry)
+            return dataclasses.replace(plan, registry_uri=registry)
         return plan
     wal = is_wal(store.path)
     if wal:
@@ -58,7 +59,7 @@ def make_plan(conf: settings.Settings) -> Plan:
     action = sqlite_action(access, compare(revisions, migrations), wal, store.path, revisions, version,
                            migrations.heads)
     if action == SERVE_READ_ONLY:
-        return _replace(plan, backend_uri=sqlite_url(store.path, read_only=True, decodes_percent=decodes),
+        return dataclasses.replace(plan, backend_uri=sqlite_url(store.path, read_only=True, decodes_percent=decodes),
                         note="The store is opened in SQLite's read-only mode.")
     if action in (COPY, COPY_UPGRADE):
         return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE)
@@ -69,7 +70,7 @@ def make_plan(conf: settings.Settings) -> Plan:
 
 def _converted(store: Store, version: str) -> tuple:
     """The SQLite store a directory store is (or was earlier) converted into, and the card's note."""
-    if store.kind != "file":
+    if store.kind != DIRECTORY:
         raise LaunchError(f"{store.path!r} is already an SQLite store; 'Convert to SQLite' applies to directory "
                           f"stores", "Choose Store access 'Read and write' (or 'Read-only')")
     if not has_migrate_filestore():
@@ -80,15 +81,15 @@ def _converted(store: Store, version: str) -> tuple:
     keep = f"Artifacts stay in {store.path}: keep that directory."
     if reuse:
         print(f"Serving {target}, converted earlier from the directory store {store.path}.", flush=True)
-        return Store("sqlite", target), (f"This is the SQLite file converted earlier from {store.path}; runs "
+        return Store(SQLITE, target), (f"This is the SQLite file converted earlier from {store.path}; runs "
                                          f"logged to the directory since then do not show. {keep}")
-    progress_file = settings.SESSION_DIR / PROGRESS_FILE
+    progress_file = SESSION_DIR / PROGRESS_FILE
     print(f"Converting the directory store {store.path} into {target} with MLflow's migrate-filestore.", flush=True)
     census = filestore_conversion.convert(store.path, target, lambda *state: filestore_conversion.write_progress(
         progress_file, *state))
     print(f"Converted {census['runs']} runs of {census['experiments']} experiments into {target}; every count "
           f"matches the directory.", flush=True)
-    return Store("sqlite", target), (f"Converted from the directory store {store.path} ({census['runs']} runs) "
+    return Store(SQLITE, target), (f"Converted from the directory store {store.path} ({census['runs']} runs) "
                                      f"into {target}. Point training code at the new tracking URI below. {keep}")
 
 
@@ -101,7 +102,7 @@ def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
     made = time.strftime("%Y-%m-%d %H:%M")
     how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "as it was then"
     print(f"Read-only session: serving a node-local copy of the store ({copy}), {how}.", flush=True)
-    return _replace(plan, backend_uri=sqlite_url(copy, decodes_percent=sqlalchemy_decodes_percent()),
+    return dataclasses.replace(plan, backend_uri=sqlite_url(copy, decodes_percent=sqlalchemy_decodes_percent()),
                     note=f"You see a copy of the store made at {made}, {how}; the store itself "
                          f"is not changed, and runs logged after that time do not show (relaunch to refresh).")
 
@@ -118,7 +119,7 @@ def _backup_and_upgrade(plan: Plan, store: Store) -> Plan:
     copy_database(store.path, backup)
     print(f"Backed up the store to {backup}; upgrading its schema to MLflow {plan.mlflow_version}'s.", flush=True)
     _mlflow_db_upgrade(store.path)
-    return _replace(plan, backup=backup,
+    return dataclasses.replace(plan, backup=backup,
                     note=f"The store's schema was upgraded to MLflow {plan.mlflow_version}'s; "
                          f"a backup of the store as it was is at {backup}.")
 
@@ -136,18 +137,13 @@ def _mlflow_db_upgrade(path: str) -> None:
         )
 
 
-def _replace(plan: Plan, **changes) -> Plan:
-    return Plan.from_dict(dict(plan.to_dict(), **changes))
-
-
 def main() -> int:
     try:
-        plan = make_plan(settings.load())
+        plan = make_plan(settings.load(), os.environ.get("host", ""), int(os.environ.get("port") or 0))
     except LaunchError as error:
         report(error)
         return 1
-    with open(settings.SESSION_DIR / settings.INFO_FILE_NAME, "w", encoding="utf-8") as fh:
-        json.dump(plan.to_dict(), fh, indent=2)
+    write_plan(plan)
     kind = "SQLite database" if plan.store_kind == "sqlite" else "directory store"
     mode = " read-only" if plan.read_only else ""
     print(f"MLflow {plan.mlflow_version} will open the {kind} {plan.store_path}{mode}", flush=True)

@@ -14,11 +14,9 @@ import pwd
 import time
 from urllib.parse import urlencode
 
-from . import settings
 from .errors import LaunchError, report
 from .proc_net import listener_uids
-from .gate_policy import COOKIE_NAME, LOGIN_FIELD
-from .server_command import static_prefix
+from .session import COOKIE_NAME, LOG_FILE, LOGIN_FIELD, SESSION_DIR, read_plan, read_secret
 
 
 def process_alive(pid: int) -> bool:
@@ -125,13 +123,12 @@ def wait_until_ready(host, port, prefix, secret, timeout, server_pid, log_path=N
 
 
 def main(server_pid: int) -> int:
-    conf = settings.load()
-    host, port = os.environ["host"], int(os.environ["port"])
+    plan = read_plan()
     try:
         # Over loopback: the gate knows a local connection's owner (proc_net), so this
         # check passes even where only the portal's proxies may reach the UI.
-        wait_until_ready("127.0.0.1", port, static_prefix(conf.proxy, host, port), settings.read_secret(),
-                         conf.start_timeout, server_pid, settings.SESSION_DIR / "output.log")
+        wait_until_ready("127.0.0.1", plan.port, plan.prefix, read_secret(), plan.start_timeout, server_pid,
+                         SESSION_DIR / LOG_FILE)
     except LaunchError as error:
         report(error)
         return 1

@@ -2,7 +2,7 @@
 
 A newer MLflow opening an older SQLite store migrates it in place, without a
 backup, and the training jobs still on the older MLflow then fail to write to
-it (../shared/reference/mlflow-server.md §6). So the app compares first, and
+it (MLflow's `mlflow db upgrade` documentation). So the app compares first, and
 opens a store of another schema only when the user chose how on the form.
 The chosen MLflow's migrations are read with alembic, which MLflow uses for them.
 """

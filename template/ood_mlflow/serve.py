@@ -1,7 +1,7 @@
 """Replace script.sh with `mlflow server`, gate included (runs in the forked script).
 
-It follows the Plan preflight wrote to mlflow_session.json: which URI to open,
-read-only or not.
+It follows the session's Plan (session.py): which URI to open, where, and how;
+the gate MLflow loads reads the same Plan.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import os
 import shlex
 import sys
 
-from . import gate_app, settings
-from .server_command import server_argv, server_environment, static_prefix
-from .store_plan import Plan
+from .server_command import server_argv, server_environment
+from .session import read_plan
 
 
 def allocated_cpus() -> int:
@@ -24,17 +23,10 @@ def allocated_cpus() -> int:
 
 
 def main() -> int:
-    host, port = os.environ["host"], int(os.environ["port"])
-    conf = settings.load()
-    plan = Plan.from_dict(settings.load_plan())
+    plan = read_plan()
     env = dict(os.environ)
     env.update(server_environment(plan.store_kind))
-    env.update({
-        gate_app.ENV_PORT: str(port),
-        gate_app.ENV_PREFIX: static_prefix(conf.proxy, host, port),
-        gate_app.ENV_READ_ONLY: "1" if plan.read_only else "",
-    })
-    argv = server_argv(plan.backend_uri, plan.artifact_root, host, port, conf.proxy, allocated_cpus(),
+    argv = server_argv(plan.backend_uri, plan.artifact_root, plan.port, plan.prefix, allocated_cpus(),
                        plan.registry_uri)
     print("Starting: mlflow " + shlex.join(argv), flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "mlflow"] + argv, env)

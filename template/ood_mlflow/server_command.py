@@ -6,7 +6,7 @@ environment variables; the login gate is plugged in with `--app-name`.
 
 from __future__ import annotations
 
-from .store_uri import directory_url
+from .store_uri import DIRECTORY, directory_url
 
 APP_NAME = "ood-gate"
 
@@ -20,13 +20,9 @@ def workers_for(cpus: int) -> int:
     return max(1, min(4, cpus // 2))
 
 
-def static_prefix(proxy: str, host: str, port: int) -> str:
-    """`/node` keeps the path, so MLflow must serve under it; `/rnode` strips it."""
-    return f"/node/{host}/{port}" if proxy == "node" else ""
-
-
-def server_argv(backend_uri: str, artifact_root: str, host: str, port: int, proxy: str, cpus: int,
+def server_argv(backend_uri: str, artifact_root: str, port: int, prefix: str, cpus: int,
                 registry_uri: str = "") -> list:
+    """`prefix`: session.public_prefix(), "" behind /rnode."""
     argv = [
         "server",
         "--backend-store-uri", backend_uri,
@@ -39,7 +35,6 @@ def server_argv(backend_uri: str, artifact_root: str, host: str, port: int, prox
     ]
     if registry_uri:
         argv += ["--registry-store-uri", registry_uri]
-    prefix = static_prefix(proxy, host, port)
     if prefix:
         argv += ["--static-prefix", prefix]
     return argv
@@ -56,7 +51,7 @@ def server_environment(store_kind: str) -> dict:
         # peer from the gate, which checks it (trusted_proxies, local owner).
         "FORWARDED_ALLOW_IPS": "",
     }
-    if store_kind == "file":
+    if store_kind == DIRECTORY:
         # MLflow 3.13+ refuses directory stores without this opt-in.
         env["MLFLOW_ALLOW_FILE_STORE"] = "true"
     return env

@@ -1,8 +1,9 @@
-"""The session's settings: what the form and the site configuration chose.
+"""The session's settings: what the form and the site configuration chose, checked where they enter.
 
 session.json is rendered by OOD from template/session.json.erb when the session
 is staged. Form values travel to the job this way, as JSON, so none of them is
-ever pasted into a shell script.
+ever pasted into a shell script. Each value is checked here, once: a value the
+app does not know ends the launch with an ERROR line, never a silent default.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-SESSION_DIR = Path(__file__).resolve().parent.parent
-SECRET_FILE_NAME = ".gate-secret"
-INFO_FILE_NAME = "mlflow_session.json"
+from .errors import LaunchError
+from .session import SESSION_DIR, SETTINGS_FILE
+from .store_plan import ACCESS_CHOICES, WRITE
+
+PROXIES = ("rnode", "node")
 
 
 @dataclass(frozen=True)
@@ -23,19 +26,27 @@ class Settings:
     environment: str = ""
     proxy: str = "rnode"  # which OOD reverse-proxy prefix the view uses
     start_timeout: int = 300
-    access: str = "write"  # see store_plan.ACCESS_CHOICES
+    access: str = WRITE  # one of store_plan.ACCESS_CHOICES
     hours: int = 0  # the session's time limit (bc_num_hours); 0 if unknown
     trusted_proxies: tuple = ()  # site: addresses/CIDRs of the portal's web nodes
     artifact_roots: tuple = ()  # site: more folders whose artifacts a session may serve
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
+        access = str(data.get("access") or WRITE)
+        if access not in ACCESS_CHOICES:
+            raise LaunchError(f"The Store access {access!r} is not one this app knows "
+                              f"({', '.join(ACCESS_CHOICES)})", "Choose Store access on the form again")
+        proxy = str(data.get("proxy") or "rnode")
+        if proxy not in PROXIES:
+            raise LaunchError(f"The site's proxy setting {proxy!r} is neither rnode nor node",
+                              "Ask your site's administrators to fix proxy in the app's site.yml")
         return cls(
             tracking_uri=str(data.get("tracking_uri", "")),
             environment=str(data.get("environment", "")),
-            proxy="node" if data.get("proxy") == "node" else "rnode",
+            proxy=proxy,
             start_timeout=max(10, int(data.get("start_timeout") or 300)),
-            access=str(data.get("access") or "write"),
+            access=access,
             hours=int(data["hours"]) if str(data.get("hours", "")).strip().isdigit() else 0,
             trusted_proxies=tuple(str(v) for v in data.get("trusted_proxies") or ()),
             artifact_roots=tuple(str(v) for v in data.get("artifact_roots") or ()),
@@ -43,19 +54,8 @@ class Settings:
 
 
 def load(session_dir: Path = SESSION_DIR) -> Settings:
-    with open(session_dir / "session.json", encoding="utf-8") as fh:
+    with open(session_dir / SETTINGS_FILE, encoding="utf-8") as fh:
         return Settings.from_dict(json.load(fh))
-
-
-def load_plan(session_dir: Path = SESSION_DIR) -> dict:
-    """What preflight decided (mlflow_session.json)."""
-    with open(session_dir / INFO_FILE_NAME, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def read_secret(session_dir: Path = SESSION_DIR) -> str:
-    with open(session_dir / SECRET_FILE_NAME, encoding="ascii") as fh:
-        return fh.read().strip()
 
 
 def home() -> str:

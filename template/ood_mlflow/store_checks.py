@@ -11,7 +11,7 @@ import os
 import stat
 
 from .errors import LaunchError
-from .store_uri import Store
+from .store_uri import DIRECTORY, SQLITE, Store
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -20,16 +20,16 @@ def check_store(store: Store) -> Store:
     """Return the store to open (an SQLite file given as a plain path stays SQLite), or raise."""
     _must_exist(store.path)
     mode = os.stat(store.path).st_mode
-    if store.kind == "file" and stat.S_ISREG(mode):
+    if store.kind == DIRECTORY and stat.S_ISREG(mode):
         if _is_sqlite(store.path):
-            store = Store("sqlite", store.path)
+            store = Store(SQLITE, store.path)
         else:
             raise LaunchError(
                 f"{store.path!r} is a file, but neither an MLflow directory store nor an SQLite database",
                 "Give the directory your training code logs to (mlflow.set_tracking_uri), "
                 "or the .db file for an SQLite store",
             )
-    if store.kind == "file":
+    if store.kind == DIRECTORY:
         _check_directory_store(store.path, mode)
     else:
         _check_sqlite_file(store.path, mode)

@@ -12,8 +12,6 @@ Store access choices (form field mlflow_store_access):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 from .errors import LaunchError
 from .schema import NEWER, NOT_MLFLOW, OLDER, SAME
 
@@ -56,30 +54,3 @@ def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, vers
         "Choose the MLflow version your training jobs use; or choose Store access 'Read-only' (you see an "
         "upgraded copy, the store is not changed) or 'Upgrade the store' (a backup copy is made first)",
     )
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What preflight decided, for serve.py and the session card (mlflow_session.json)."""
-
-    mlflow_version: str
-    store_kind: str  # "file" or "sqlite"
-    store_path: str  # the user's store
-    tracking_uri: str  # for the user's training code
-    backend_uri: str  # what mlflow server opens (the store, read-only, or a copy)
-    artifact_root: str
-    read_only: bool = False
-    environment: str = ""
-    note: str = ""  # shown on the card: a copy, an upgrade and its backup
-    backup: str = ""
-    registry_uri: str = ""  # "" lets MLflow keep the model registry in the store itself
-    ends_at: int = 0  # epoch seconds when the session's time runs out (the login cookie's end)
-    converted_from: str = ""  # the directory store this SQLite file was converted from
-    file_store_opt_in: bool = False  # training code needs MLFLOW_ALLOW_FILE_STORE=true (MLflow 3.13+)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Plan":
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})

@@ -22,6 +22,7 @@ from .errors import LaunchError
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 KNOWN_SCHEMES = ("file", "sqlite")
+DIRECTORY, SQLITE = "directory", "sqlite"  # the two kinds of store
 # Characters a URL reader cuts at or decodes: SQLAlchemy cuts an SQLite path at `?`
 # (2.1 also percent-decodes it), MLflow percent-decodes directory paths.
 URL_SPECIAL = frozenset("?#%")
@@ -53,13 +54,13 @@ class StoreUriError(LaunchError):
 
 @dataclass(frozen=True)
 class Store:
-    kind: str  # "file" (a directory) or "sqlite"
+    kind: str  # DIRECTORY or SQLITE
     path: str  # absolute, normalised file-system path
 
     def backend_uri(self, decodes_percent: bool = True) -> str:
         """What `mlflow server --backend-store-uri` gets, and training code gives
         `mlflow.set_tracking_uri` (the same MLflow environment, the same SQLAlchemy)."""
-        if self.kind == "sqlite":
+        if self.kind == SQLITE:
             return sqlite_url(self.path, decodes_percent=decodes_percent)
         return directory_url(self.path)
 
@@ -70,7 +71,7 @@ class Store:
         A directory store keeps them inside itself, as MLflow's own client does;
         an SQLite file gets `mlartifacts` next to it.
         """
-        if self.kind == "sqlite":
+        if self.kind == SQLITE:
             return posixpath.join(posixpath.dirname(self.path), "mlartifacts")
         return self.path
 
@@ -92,7 +93,7 @@ def parse_store(value: str, home: str = "") -> Store:
     if "://" in text or text.startswith(("file:", "sqlite:")):
         return _parse_uri(text)
     path = _absolute(text, home, original=text)
-    kind = "sqlite" if path.lower().endswith(SQLITE_SUFFIXES) else "file"
+    kind = SQLITE if path.lower().endswith(SQLITE_SUFFIXES) else DIRECTORY
     return Store(kind, path)
 
 
@@ -124,7 +125,7 @@ def _parse_sqlite(text: str, rest: str) -> Store:
             shown = "scratch/project_2001234/" + shown
         raise StoreUriError(cause, f"Write it as 'sqlite:////{shown}' (sqlite: then //// then the path from the root)")
     # Kept verbatim, as SQLAlchemy reads it: no percent-decoding.
-    return Store("sqlite", _absolute(path, "", original=text))
+    return Store(SQLITE, _absolute(path, "", original=text))
 
 
 def _parse_file(text: str, rest: str) -> Store:
@@ -138,7 +139,7 @@ def _parse_file(text: str, rest: str) -> Store:
         path = "/" + path
     else:
         path = rest
-    return Store("file", _absolute(unquote(path), "", original=text))
+    return Store(DIRECTORY, _absolute(unquote(path), "", original=text))
 
 
 def _absolute(path: str, home: str, original: str) -> str:

@@ -11,7 +11,7 @@ def make_roots(tmp_path):
     store = tmp_path / "project" / "mlruns"
     (store / "1" / "abc" / "artifacts").mkdir(parents=True)
     (tmp_path / "home" / ".ssh").mkdir(parents=True)
-    return store, rules.allowed_roots("file", str(store), str(store))
+    return store, rules.allowed_roots("directory", str(store), str(store))
 
 
 def test_paths_inside_the_store_pass(tmp_path):

@@ -14,7 +14,7 @@ from ood_mlflow.gate_policy import COOKIE_NAME, GatePolicy, cookie_token
 from ood_mlflow.read_only_routes import READ_ONLY_ROUTES
 from tests.tools.write_read_only_routes import read_only_routes, route_table
 
-pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
+pytestmark = pytest.mark.launch  # needs the MLflow venvs
 
 SECRET = "s" * 40
 ENDS = int(time.time()) + 3600

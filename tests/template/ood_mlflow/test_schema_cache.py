@@ -3,11 +3,12 @@
 import json
 import subprocess
 
-from devportal.ood import APP_ROOT
-from devportal.testbed import mlflow_python
 import pytest
 
-pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
+from devportal.ood import APP_ROOT
+from devportal.testbed import mlflow_python
+
+pytestmark = pytest.mark.launch  # needs the MLflow venvs
 
 PROBE = "from ood_mlflow.schema import mlflow_migrations as m; r = m(); print(sorted(r.heads), len(r.known))"
 

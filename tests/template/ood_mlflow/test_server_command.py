@@ -2,6 +2,7 @@
 
 import pytest
 
+from ood_mlflow.session import public_prefix
 from ood_mlflow.server_command import server_argv, server_environment, workers_for
 from ood_mlflow.store_uri import Store
 
@@ -17,15 +18,15 @@ def test_workers_fit_the_allocation(cpus, workers):
 
 def test_rnode_needs_no_prefix_and_node_gets_the_exact_one():
     store = Store("sqlite", "/scratch/p/mlruns.db")
-    rnode = server_argv(store.backend_uri(), store.default_artifact_root, "c1", 5001, "rnode", 1)
+    rnode = server_argv(store.backend_uri(), store.default_artifact_root, 5001, public_prefix("rnode", "c1", 5001), 1)
     assert "--static-prefix" not in rnode
-    node = server_argv(store.backend_uri(), store.default_artifact_root, "c1", 5001, "node", 1)
+    node = server_argv(store.backend_uri(), store.default_artifact_root, 5001, public_prefix("node", "c1", 5001), 1)
     assert node[node.index("--static-prefix") + 1] == "/node/c1/5001"
 
 
 def test_store_gate_and_artifacts():
     store = Store("sqlite", "/scratch/my runs/mlruns.db")
-    argv = server_argv(store.backend_uri(), store.default_artifact_root, "c1", 5001, "rnode", 2)
+    argv = server_argv(store.backend_uri(), store.default_artifact_root, 5001, "", 2)
     got = flags(argv)
     assert argv[0] == "server"
     assert got["--backend-store-uri"] == "sqlite:////scratch/my runs/mlruns.db"
@@ -35,13 +36,13 @@ def test_store_gate_and_artifacts():
 
 
 def test_registry_only_when_asked():
-    assert "--registry-store-uri" not in server_argv("/s/mlruns", "/s/mlruns", "c1", 1, "rnode", 1)
-    argv = server_argv("/s/mlruns", "/s/mlruns", "c1", 1, "rnode", 1, "/tmp/registry")
+    assert "--registry-store-uri" not in server_argv("/s/mlruns", "/s/mlruns", 1, "", 1)
+    argv = server_argv("/s/mlruns", "/s/mlruns", 1, "", 1, "/tmp/registry")
     assert argv[argv.index("--registry-store-uri") + 1] == "/tmp/registry"
 
 
 def test_environment():
-    env = server_environment("file")
+    env = server_environment("directory")
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["MLFLOW_ALLOW_FILE_STORE"] == "true"

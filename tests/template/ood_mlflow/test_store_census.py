@@ -11,28 +11,10 @@ import pytest
 from ood_mlflow import store_census
 from ood_mlflow.store_census import Census, differences, directory_census, sqlite_census
 from devportal.ood import APP_ROOT
-from devportal.testbed import mlflow_python
+from devportal.testbed import add_registry_and_deletions, mlflow_python
 
+pytestmark = pytest.mark.launch  # needs the MLflow venvs
 
-# What a store needs beyond demo/make_store.py: a registered model, a deleted run, an
-# experiment tag, and a deleted experiment (moved to .trash) with a run of its own.
-EXTRAS = """
-import sys
-from mlflow.tracking import MlflowClient
-
-pytestmark = pytest.mark.launch  # the MLflow venvs / the machine's services
-client = MlflowClient(tracking_uri=sys.argv[1])
-experiment = client.get_experiment_by_name("demo-classifier")
-runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-client.set_experiment_tag(experiment.experiment_id, "team", "vision")
-client.create_registered_model("demo-model")
-client.create_model_version("demo-model", runs[0].info.artifact_uri + "/model", run_id=runs[0].info.run_id)
-client.delete_run(runs[-1].info.run_id)
-abandoned = client.create_experiment("abandoned")
-run = client.create_run(abandoned, run_name="abandoned-run")
-client.log_metric(run.info.run_id, "loss", 1.0, step=0)
-client.delete_experiment(abandoned)
-"""
 
 # 4 + 1 runs; 3 params a run; tags: mlflow.source.name and mlflow.runName on each demo run,
 # mlflow.runName on the abandoned run, one experiment tag; 2 metrics x 20 steps a demo run + 1.
@@ -64,7 +46,7 @@ def converted(tmp_path_factory):
             store, database = root / "mlruns", root / "converted.db"
             python = mlflow_python(major)
             run([python, APP_ROOT / "demo/make_store.py", store, "--runs", "4"], cwd=root, store=store)
-            run([python, "-c", EXTRAS, store], cwd=root, store=store)
+            add_registry_and_deletions(store, major, cwd=root)
             assert not (root / "mlflow.db").exists()
             migrate(store, database)
             made[major] = store, database

@@ -5,7 +5,7 @@ import pytest
 from ood_mlflow.errors import LaunchError
 from ood_mlflow.schema import NEWER, NOT_MLFLOW, OLDER, SAME, Migrations, compare
 from ood_mlflow.store_plan import (BACKUP_UPGRADE, COPY, COPY_UPGRADE, READ_ONLY, SERVE, SERVE_READ_ONLY, UPGRADE,
-                                   WRITE, Plan, sqlite_action)
+                                   WRITE, sqlite_action)
 
 MIGRATIONS = Migrations(frozenset({"c3"}), frozenset({"a1", "b2", "c3"}))
 
@@ -49,6 +49,17 @@ def test_newer_and_foreign_databases_are_refused(access):
 
 
 def test_plan_round_trip():
-    plan = Plan("3.17.2", "sqlite", "/s/m.db", "sqlite:////s/m.db", "sqlite:////s/m.db", "/s/mlartifacts", True)
+    from ood_mlflow.session import Plan
+
+    plan = Plan("3.17.2", "sqlite", "/s/m.db", "sqlite:////s/m.db", "sqlite:////s/m.db", "/s/mlartifacts", True,
+                trusted_proxies=("10.0.0.1",))
     assert Plan.from_dict(dict(plan.to_dict(), unknown="ignored")) == plan
 
+
+
+def test_an_unknown_store_access_is_an_error_not_read_and_write():
+    from ood_mlflow.settings import Settings
+
+    with pytest.raises(LaunchError, match="'read-write' is not one this app knows"):
+        Settings.from_dict({"tracking_uri": "/s/m.db", "access": "read-write"})
+    assert Settings.from_dict({"tracking_uri": "/s/m.db"}).access == WRITE

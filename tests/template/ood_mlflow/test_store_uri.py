@@ -6,18 +6,18 @@ from ood_mlflow.store_uri import Store, StoreUriError, directory_url, parse_stor
 
 
 @pytest.mark.parametrize("typed,kind,path", [
-    ("/scratch/project_2001234/mlruns", "file", "/scratch/project_2001234/mlruns"),
-    ("  /scratch/project_2001234/mlruns/  ", "file", "/scratch/project_2001234/mlruns"),
+    ("/scratch/project_2001234/mlruns", "directory", "/scratch/project_2001234/mlruns"),
+    ("  /scratch/project_2001234/mlruns/  ", "directory", "/scratch/project_2001234/mlruns"),
     ("/scratch/p/mlruns.db", "sqlite", "/scratch/p/mlruns.db"),
     ("/scratch/p/runs.SQLite3", "sqlite", "/scratch/p/runs.SQLite3"),
     ("/scratch/p/runs.sqlite", "sqlite", "/scratch/p/runs.sqlite"),
     ("sqlite:////scratch/p/mlruns.db", "sqlite", "/scratch/p/mlruns.db"),
-    ("file:///scratch/p/mlruns", "file", "/scratch/p/mlruns"),
-    ("file://localhost/scratch/p/mlruns", "file", "/scratch/p/mlruns"),
-    ("file:/scratch/p/mlruns", "file", "/scratch/p/mlruns"),
-    ("file:///scratch/my%20runs", "file", "/scratch/my runs"),
-    ("/scratch/p/../q/./mlruns", "file", "/scratch/q/mlruns"),
-    ("//scratch/p/mlruns", "file", "/scratch/p/mlruns"),
+    ("file:///scratch/p/mlruns", "directory", "/scratch/p/mlruns"),
+    ("file://localhost/scratch/p/mlruns", "directory", "/scratch/p/mlruns"),
+    ("file:/scratch/p/mlruns", "directory", "/scratch/p/mlruns"),
+    ("file:///scratch/my%20runs", "directory", "/scratch/my runs"),
+    ("/scratch/p/../q/./mlruns", "directory", "/scratch/q/mlruns"),
+    ("//scratch/p/mlruns", "directory", "/scratch/p/mlruns"),
     ("/scratch/my runs/it's $(here).db", "sqlite", "/scratch/my runs/it's $(here).db"),
 ])
 def test_accepted_forms(typed, kind, path):
@@ -25,8 +25,8 @@ def test_accepted_forms(typed, kind, path):
 
 
 def test_home_is_expanded_with_the_given_home():
-    assert parse_store("~/mlruns", home="/home/u") == Store("file", "/home/u/mlruns")
-    assert parse_store("~", home="/home/u") == Store("file", "/home/u")
+    assert parse_store("~/mlruns", home="/home/u") == Store("directory", "/home/u/mlruns")
+    assert parse_store("~", home="/home/u") == Store("directory", "/home/u")
 
 
 @pytest.mark.parametrize("typed,words", [

@@ -1,4 +1,4 @@
-"""What the chosen software environment offers: which MLflow, and can it serve."""
+"""What the MLflow installed in the chosen software environment offers: its version, whether it can serve and convert."""
 
 from __future__ import annotations
 
