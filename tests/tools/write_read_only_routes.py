@@ -1,6 +1,6 @@
 """Regenerate template/ood_mlflow/read_only_routes.py from the installed MLflows' route tables.
 
-    venv-tests/bin/python tests/tools/write_read_only_routes.py
+    PYTHONPATH=template venv-tests/bin/python -m tests.tools.write_read_only_routes
 
 A read-only session may use every GET route of MLflow 2.22 and 3.17 that is not
 refused outright (routes.REFUSED), and the POST routes below, which only read.
@@ -9,14 +9,12 @@ test_routes.py checks the committed list against the live route tables.
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-TOP = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(TOP), str(TOP / "template")]
+from devportal.testbed import MLFLOW_VENVS
+from ood_mlflow.routes import refused
 
-from ood_mlflow.routes import refused  # noqa: E402
-from devportal.testbed import MLFLOW_VENVS  # noqa: E402
+TOP = Path(__file__).resolve().parents[2]
 
 # POSTs that only read: searches and queries the UI sends as POST bodies.
 READING_POSTS = {
