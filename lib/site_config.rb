@@ -67,6 +67,7 @@ module MlflowApp
     def docs_url = @data["docs_url"]
     def trusted_proxies = @data["trusted_proxies"]
     def artifact_roots = @data["artifact_roots"]
+    def default_view = @data["default_view"]
 
     # The environment a user chose ({"label", "setup"}); the first one for an empty choice.
     # The job's ERB files (before.sh, environment.sh, session.json) all resolve it here.
@@ -112,6 +113,7 @@ module MlflowApp
       validate_path_selector
       check_strings("sbatch_args", sbatch_args)
       fail!("docs_url must be a URL or \"\"") unless docs_url.is_a?(String) && !docs_url.include?("\n")
+      fail!("default_view must be training or genai, not #{default_view.inspect}") unless %w[training genai].include?(default_view)
       validate_trusted_proxies
       ok = artifact_roots.is_a?(Array) && artifact_roots.all? { |r| r.is_a?(String) && r.start_with?("/") && !r.include?("\n") }
       fail!("artifact_roots must be a list of absolute paths") unless ok

@@ -117,7 +117,7 @@ def test_server_that_dies_while_starting(launch, site_config, stores, scratch):
 
 
 @pytest.mark.parametrize("store_major,env_major,words", [
-    ("2", "3", ["has schema revision", "MLflow 3.17.2 expects", "'Read-only'", "'Upgrade the store'"]),
+    ("2", "3", ["has schema revision", "MLflow 3.17.2 expects", "'Read-only'", "'Upgrade an older SQLite store'"]),
     ("3", "2", ["was written by a newer MLflow than 2.22"]),
 ])
 def test_schema_mismatch_is_refused_by_default(launch, site_config, stores, store_major, env_major, words):

@@ -198,6 +198,15 @@ def test_info_card_shows_a_conversion_in_progress_and_the_file_store_opt_in(tmp_
     assert "export MLFLOW_ALLOW_FILE_STORE=true" in html and "Convert a directory store to SQLite" in html
 
 
+def test_info_card_shows_warnings_and_counts_in_words(tmp_path):
+    session = stage({"mlflow_tracking_uri": "/scratch/p/mlruns.db", "mlflow_num_cores": "1", "bc_num_hours": "1"},
+                    dataroot=tmp_path)
+    session.output_log.write_text("Script starting...\nWARNING: The SQLite store '<x>' is in WAL journal mode.\n")
+    html = session.render_info()
+    assert "WARNING: The SQLite store &#39;&lt;x&gt;&#39; is in WAL journal mode." in html
+    assert "1 core," in html and "1 hour" in html and "1 cores" not in html and "1 hours" not in html
+
+
 def test_completed_card_shows_why_the_session_ended(tmp_path):
     session = stage({"mlflow_tracking_uri": "/x"}, dataroot=tmp_path)
     session.output_log.write_text("Script starting...\nERROR: The store <x> does not exist. Fix: check it.\nCleaning up...\n")

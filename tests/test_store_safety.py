@@ -81,6 +81,7 @@ def test_wal_store_gets_a_warning_and_still_opens(launch, site_config, users):
     client = SessionClient(job.wait_running(timeout=150))
     warnings = output_lines(job.session, "WARNING:")
     assert len(warnings) == 1 and "WAL journal mode" in warnings[0] and "PRAGMA journal_mode=DELETE" in warnings[0]
+    assert "WARNING: The SQLite store" in html.unescape(job.session.render_info()), "the card must show the warning"
     client.login()
     assert client.run_names() == ["run-00000", "run-00001", "run-00002"]
     assert not output_lines(job.session, "ERROR:")

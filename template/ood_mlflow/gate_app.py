@@ -23,7 +23,7 @@ import pwd
 import sys
 from urllib.parse import unquote
 
-from . import artifact_rules
+from . import artifact_rules, ui_view
 from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy, json_error, parse_networks
 from .proc_net import client_uid
 from .session import Plan, read_plan, read_secret
@@ -32,7 +32,7 @@ from .session import Plan, read_plan, read_secret
 def policy_for(plan: Plan) -> GatePolicy:
     return GatePolicy(secret=read_secret(), port=plan.port, prefix=plan.prefix, read_only=plan.read_only,
                       owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(plan.trusted_proxies),
-                      ends_at=plan.ends_at)
+                      ends_at=plan.ends_at, ui_view=plan.ui_view)
 
 
 def create_app():
@@ -93,6 +93,8 @@ class AsgiGate:
             receive = _replay(body)
             message = body_refusal(decision, body, query, self.roots)
             decision = refused(message) if message else decision
+        if decision.action == "pass" and decision.ui_view:
+            return await self.app(_rewrite_scope(scope, decision), receive, _IndexPage(send, decision.ui_view))
         if decision.action == "pass":
             return await self.app(_rewrite_scope(scope, decision), receive, send)
         if scope["type"] == "websocket":
@@ -129,6 +131,40 @@ class AsgiGate:
         await self.app(scope, receive, send)
         return status[0], _json(b"".join(chunks))
 
+
+
+class _IndexPage:
+    """An ASGI send() that adds the view snippet to an HTML answer (the UI's index page)."""
+
+    def __init__(self, send, view: str):
+        self.send, self.view = send, view
+        self.start, self.chunks = None, []
+
+    async def __call__(self, message):
+        if message["type"] == "http.response.start":
+            self.start = message
+            return None
+        if message["type"] != "http.response.body" or self.start is None:
+            return await self.send(message)
+        self.chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return None
+        text = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.start["headers"]]
+        text, body = _with_view(text, b"".join(self.chunks), self.view, self.start["status"])
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in text]
+        await self.send(dict(self.start, headers=headers))
+        await self.send({"type": "http.response.body", "body": body})
+
+
+def _with_view(headers: list, body: bytes, view: str, status: int) -> tuple:
+    """(headers, body) of the index page with the view snippet; other answers unchanged. Headers are str pairs."""
+    names = {k.lower(): v for k, v in headers}
+    if status != 200 or not names.get("content-type", "").startswith("text/html") or "content-encoding" in names:
+        return headers, body
+    body = ui_view.with_view(body, view)
+    stale = ("content-length", "cache-control", "etag", "last-modified")
+    return [(k, v) for k, v in headers if k.lower() not in stale] + [
+        ("Content-Length", str(len(body))), ("Cache-Control", "no-store")], body
 
 
 def _rewrite_scope(scope, decision: Decision):
@@ -207,6 +243,8 @@ class WsgiGate:
                 environ.pop(_wsgi_key(name), None)
             for name, value in decision.set_request_headers.items():
                 environ[_wsgi_key(name)] = value
+            if decision.ui_view:
+                return self._index_page(environ, start_response, decision.ui_view)
             return self.app(environ, start_response)
         body = decision.body.encode("utf-8")
         out = list(decision.headers) + [("Content-Length", str(len(body)))]
@@ -215,6 +253,21 @@ class WsgiGate:
         start_response(f"{decision.status} {_REASONS.get(decision.status, '')}", out)
         return [b"" if method == "HEAD" else body]
 
+
+    def _index_page(self, environ, start_response, view: str):
+        answer = {}
+
+        def capture(status, headers, exc_info=None):
+            answer.update(status=status, headers=headers)
+            return lambda data: None  # MLflow's Flask app returns its body instead
+        result = self.app(environ, capture)
+        try:
+            body = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
+        headers, body = _with_view(answer["headers"], body, view, int(answer["status"].split()[0]))
+        start_response(answer["status"], headers)
+        return [body]
 
     def _answers(self, queries) -> list:
         answers = []

@@ -87,6 +87,7 @@ class Decision:
     artifact: Optional[routes.ArtifactRoute] = None  # "pass" once the artifact path is confined
     route_id: str = ""  # the id in an artifact route's path (logged models)
     inspect: str = ""  # "pass" once the body is checked: "experiment-create" or "graphql"
+    ui_view: str = ""  # "pass", then add ui_view.snippet(ui_view) to the UI's index page
 
 
 def cookie_token(secret: str, owner: str = "", ends_at: int = 0) -> str:
@@ -110,6 +111,7 @@ class GatePolicy:
     owner: str = ""  # the job's user; "" only in unit tests of other rules
     trusted_proxies: tuple = ()  # ip networks of the portal's web nodes; () trusts any address
     ends_at: int = 0  # epoch seconds when the session's time runs out; 0: no Max-Age
+    ui_view: str = ""  # what MLflow 3.x's UI shows first in a new tab; "": leave the UI alone
 
     def __post_init__(self):
         if len(self.secret) < 32:
@@ -176,6 +178,10 @@ class GatePolicy:
             return Decision("pass", inspect="experiment-create", **local)
         if routes.GRAPHQL.fullmatch(route):
             return Decision("pass", inspect="graphql", **local)
+        if self.ui_view and route == "/" and method in ("GET", "HEAD"):
+            # A full answer to rewrite: no 304 from a cached copy of the page.
+            return Decision("pass", ui_view=self.ui_view, set_request_headers=local["set_request_headers"],
+                            drop_request_headers=("origin", "if-none-match", "if-modified-since"))
         return Decision("pass", **local)
 
     @property

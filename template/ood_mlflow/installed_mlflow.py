@@ -17,10 +17,16 @@ def mlflow_version(environment: str = "") -> str:
             version = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
-        if dist == "mlflow-skinny" or importlib.util.find_spec("flask") is None:
+        if dist == "mlflow-skinny":
             raise LaunchError(
                 f"Only mlflow-skinny {version} is installed{where} ({sys.executable}); it has no tracking server",
                 "Choose an environment with the full 'mlflow' package, or install it there (pip install mlflow)",
+            )
+        if importlib.util.find_spec("flask") is None:
+            raise LaunchError(
+                f"MLflow {version} is installed{where} ({sys.executable}), but Flask, which its tracking server "
+                f"needs, is missing",
+                "Ask your site's administrators to repair this environment (pip install mlflow installs Flask)",
             )
         return version
     raise LaunchError(

@@ -42,7 +42,7 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
                 converted_from=converted_from,
                 file_store_opt_in=store.kind == DIRECTORY and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
                 host=host, port=port, prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
-                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots)
+                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
     if store.kind != SQLITE:
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.

@@ -62,6 +62,7 @@ class Plan:
     start_timeout: int = 300
     trusted_proxies: tuple = field(default=())
     artifact_roots: tuple = field(default=())
+    ui_view: str = "machine_learning"  # what MLflow 3.x's UI shows first (settings.UI_VIEWS)
 
     def to_dict(self) -> dict:
         return asdict(self)

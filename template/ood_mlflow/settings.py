@@ -18,6 +18,8 @@ from .session import SESSION_DIR, SETTINGS_FILE
 from .store_plan import ACCESS_CHOICES, WRITE
 
 PROXIES = ("rnode", "node")
+# site key default_view -> the value MLflow 3.x's UI keeps in localStorage (mlflow.workflowType_v1)
+UI_VIEWS = {"training": "machine_learning", "genai": "genai"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Settings:
     hours: int = 0  # the session's time limit (bc_num_hours); 0 if unknown
     trusted_proxies: tuple = ()  # site: addresses/CIDRs of the portal's web nodes
     artifact_roots: tuple = ()  # site: more folders whose artifacts a session may serve
+    ui_view: str = "machine_learning"  # site: what MLflow 3.x's UI shows first (UI_VIEWS)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -41,7 +44,12 @@ class Settings:
         if proxy not in PROXIES:
             raise LaunchError(f"The site's proxy setting {proxy!r} is neither rnode nor node",
                               "Ask your site's administrators to fix proxy in the app's site.yml")
+        view = str(data.get("default_view") or "training")
+        if view not in UI_VIEWS:
+            raise LaunchError(f"The site's default_view {view!r} is neither training nor genai",
+                              "Ask your site's administrators to fix default_view in the app's site.yml")
         return cls(
+            ui_view=UI_VIEWS[view],
             tracking_uri=str(data.get("tracking_uri", "")),
             environment=str(data.get("environment", "")),
             proxy=proxy,

@@ -52,5 +52,5 @@ def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, vers
         f"opening it would migrate it in place, and training jobs on the older MLflow could no longer "
         f"write to it",
         "Choose the MLflow version your training jobs use; or choose Store access 'Read-only' (you see an "
-        "upgraded copy, the store is not changed) or 'Upgrade the store' (a backup copy is made first)",
+        "upgraded copy, the store is not changed) or 'Upgrade an older SQLite store' (a backup copy is made first)",
     )

@@ -249,3 +249,13 @@ def test_what_the_ui_reads_on_every_page_still_answers():
     listed = gate.decide("GET", "/ajax-api/2.0/mlflow/gateway-proxy", headers, "gateway_path=api/2.0/endpoints/")
     assert (listed.action, listed.status, listed.body) == ("respond", 200, '{"endpoints": []}')
     assert owned().decide("POST", "/ajax-api/2.0/mlflow/gateway-proxy", headers).status == 403
+
+
+def test_the_ui_index_page_gets_the_sites_first_view():
+    gate = owned(ui_view="machine_learning")
+    headers = {"host": NODE, "cookie": owners_cookie(gate), "if-none-match": '"etag"'}
+    decision = gate.decide("GET", "/", headers)
+    assert decision.action == "pass" and decision.ui_view == "machine_learning"
+    assert "if-none-match" in decision.drop_request_headers, "a 304 would skip the rewrite"
+    assert not gate.decide("GET", "/static-files/static/js/main.js", headers).ui_view
+    assert not owned().decide("GET", "/", headers).ui_view

@@ -37,7 +37,7 @@ def test_a_schema_change_is_never_made_unasked():
         action(WRITE, OLDER)
     line = error.value.line
     assert "schema revision b2" in line and "MLflow 3.17.2 expects c3" in line
-    assert "'Read-only'" in line and "'Upgrade the store'" in line
+    assert "'Read-only'" in line and "'Upgrade an older SQLite store'" in line
 
 
 @pytest.mark.parametrize("access", [WRITE, READ_ONLY, UPGRADE])

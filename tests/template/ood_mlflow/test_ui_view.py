@@ -1,0 +1,21 @@
+"""The lines the gate adds to MLflow's index page so every session opens on the site's view."""
+
+import json
+import re
+
+from ood_mlflow.ui_view import STORAGE_KEY, with_view
+
+PAGE = b'<!doctype html><html lang="en"><head><meta charset="utf-8"><script src="static-files/main.js"></script></head>'
+
+
+def test_the_snippet_comes_before_mlflows_scripts():
+    page = with_view(PAGE, "machine_learning")
+    assert page.index(b"localStorage.setItem") < page.index(b"static-files/main.js")
+    assert page.startswith(b'<!doctype html><html lang="en"><head><script>')
+
+
+def test_the_stored_value_is_json_as_mlflows_hook_reads_it():
+    script = with_view(PAGE, "machine_learning").decode()
+    stored = re.search(r'localStorage\.setItem\("([^"]+)",("(?:[^"\\]|\\.)*")\)', script)
+    assert stored.group(1) == STORAGE_KEY
+    assert json.loads(json.loads(stored.group(2))) == "machine_learning"
