@@ -21,7 +21,7 @@ from pathlib import Path
 from devportal.testbed import OWNER, make_store, write_site_config
 from devportal.apache import OodApache
 from devportal.dashboard import make_docroot, publish_card
-from devportal.jobs import LocalJob, SlurmJob
+from devportal.jobs import JobFailed, LocalJob, SlurmJob
 from devportal.ood import stage
 
 
@@ -39,11 +39,26 @@ def session_user() -> str:
     return OWNER
 
 
+# What the form's words are in this launcher, for the fixes that ERROR lines suggest.
+FORM_TO_OPTIONS = (("MLflow version", "--mlflow 3|2"), ("Store access", "--access"))
+
+
+def launch_failure(output: str) -> str:
+    """The job's ERROR line, with the launcher's option for each form field its fix names."""
+    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    if not errors:
+        return "The job ended before MLflow answered; its output:\n" + output[-2000:]
+    hints = [f"'{field}' on the form is {option} here" for field, option in FORM_TO_OPTIONS if field in errors[-1]]
+    return errors[-1] + (f"\n(In bin/launch-local: {'; '.join(hints)}.)" if hints else "")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bin/launch-local", description=__doc__.splitlines()[0])
     parser.add_argument("store", nargs="?", help="directory or SQLite store to open (default: a new demo store)")
     parser.add_argument("--mlflow", choices=["3", "2"], default="3", help="MLflow major version (test venvs)")
-    parser.add_argument("--proxy", choices=["rnode", "node"], default="rnode")
+    parser.add_argument("--proxy", choices=["rnode", "node"], default="rnode", help="OOD's reverse-proxy prefix")
+    parser.add_argument("--access", choices=["write", "read_only", "upgrade", "convert"], default="write",
+                        help="the form's Store access")
     parser.add_argument("--port", type=int, default=8080, help="the portal's port on localhost")
     parser.add_argument("--no-slurm", action="store_true", help="run the job script directly")
     args = parser.parse_args(argv)
@@ -54,14 +69,18 @@ def main(argv=None) -> int:
     work.chmod(0o755)
     env = write_site_config(work / "site.yml", args.mlflow, proxy=args.proxy)
     use_slurm = not args.no_slurm and slurm_available()
-    session = stage({"mlflow_tracking_uri": store}, user=user, env=env)
+    session = stage({"mlflow_tracking_uri": store, "mlflow_store_access": args.access}, user=user, env=env)
     job = (SlurmJob if use_slurm else LocalJob)(session).start()
     apache = OodApache(work / "apache", args.port, portal_host="localhost", docroot=make_docroot(),
                        remote_user=user)
     try:
         print(f"Session {session.id} for {user}: {'Slurm job ' + job.job_id if use_slurm else 'job script run directly'}")
         print(f"Store: {store}\nWaiting for MLflow to start (output: {session.output_log}) ...", flush=True)
-        job.wait_running(timeout=300)
+        try:
+            job.wait_running(timeout=300)
+        except JobFailed:
+            print(launch_failure(session.output()), file=sys.stderr)
+            return 1
         apache.start()
         path = publish_card(session, apache.docroot, getattr(job, "job_id", ""))
         print(f"\nOpen {apache.url(path)} and press 'Connect to MLflow'.")
@@ -72,6 +91,8 @@ def main(argv=None) -> int:
         print("The job has ended:\n" + session.output()[-2000:])
         return 1
     except KeyboardInterrupt:
+        print(f"\nStopped: cancelled session {session.id}"
+              f"{' (Slurm job ' + job.job_id + ')' if use_slurm else ''} and the portal.", flush=True)
         return 0
     finally:
         job.cancel()

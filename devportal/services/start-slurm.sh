@@ -87,13 +87,39 @@ fi
 munge -n | unmunge >/dev/null
 
 # --- slurm daemons --------------------------------------------------------
+# The first fatal line slurmctld logged since `from` (a line count), or "".
+fatal_since() { tail -n "+$(( $1 + 1 ))" /var/log/slurm/slurmctld.log 2>/dev/null | grep -m1 'fatal' || true; }
+
+start_slurmctld() {
+  local from fatal
+  from=$(wc -l < /var/log/slurm/slurmctld.log 2>/dev/null || echo 0)
+  /usr/sbin/slurmctld
+  sleep 2
+  fatal=$(fatal_since "$from")
+  if [[ $fatal == *"CLUSTER NAME MISMATCH"* ]]; then
+    # State left by an earlier cluster on this machine: keep it aside, start this test cluster afresh.
+    local aside="/var/spool/slurmctld.earlier-$(date +%Y%m%d-%H%M%S)"
+    mv /var/spool/slurmctld "$aside"
+    install -d -o slurm -g slurm -m 0755 /var/spool/slurmctld
+    log "slurmctld found an earlier cluster's state; moved it to ${aside}"
+    from=$(wc -l < /var/log/slurm/slurmctld.log 2>/dev/null || echo 0)
+    /usr/sbin/slurmctld
+    sleep 2
+    fatal=$(fatal_since "$from")
+  fi
+  if [[ -n $fatal ]]; then
+    log "slurmctld did not start: ${fatal}" >&2
+    exit 1
+  fi
+  log "slurmctld started"
+}
+
 # A running slurmctld picks up a changed config through reconfigure.
 if pid_alive /run/slurm/slurmctld.pid; then
   if [[ $conf_changed == 1 ]]; then scontrol reconfigure; log "slurmctld reconfigured"
   else log "slurmctld already running"; fi
 else
-  /usr/sbin/slurmctld
-  log "slurmctld started"
+  start_slurmctld
 fi
 if pid_alive /run/slurm/slurmd.pid; then
   log "slurmd already running"

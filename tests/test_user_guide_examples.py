@@ -1,0 +1,55 @@
+"""The user guide's Slurm example works as written: submitted through Slurm as a user, with the
+site's module, it logs a run (metrics, a param, an artifact beside the store) that the store holds."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from devportal.testbed import OWNER, STORES_ROOT, install_modulefiles, own_tree
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "user-guide.md"
+SCRATCH = "/scratch/project_2001234"
+
+
+def example(name: str) -> str:
+    """The code block that follows `<!-- user-guide: name -->` in the guide."""
+    found = re.search(rf"<!-- user-guide: {re.escape(name)} -->\n```\w*\n(.*?)```", GUIDE.read_text(), re.S)
+    assert found, f"no {name} example in the user guide"
+    return found.group(1)
+
+
+@pytest.mark.slurm
+def test_the_slurm_example_logs_a_run(users):
+    install_modulefiles()
+    scratch = STORES_ROOT / "guide-scratch"
+    subprocess.run(["rm", "-rf", str(scratch)], check=True)
+    job_dir = scratch / "job"
+    job_dir.mkdir(parents=True)
+    for name in ("train.sh", "train.py"):  # the site's scratch path is this test's folder
+        (job_dir / name).write_text(example(name).replace(SCRATCH, str(scratch)))
+    own_tree(scratch, OWNER, 0o755)
+    # As the researcher types it, in a login shell (where `module` is defined and sbatch passes it on).
+    submitted = subprocess.run(["runuser", "-l", OWNER, "-c", f"cd '{job_dir}' && sbatch --parsable train.sh"],
+                               capture_output=True, text=True, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 180
+    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the example job did not finish"
+        time.sleep(1)
+    log = (job_dir / f"slurm-{job_id}.out").read_text() if (job_dir / f"slurm-{job_id}.out").exists() else ""
+    store = scratch / "mlruns.db"
+    assert store.exists(), f"the example made no store:\n{log}"
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        (run_id, artifact_uri), = db.execute("SELECT run_uuid, artifact_uri FROM runs WHERE name = ?",
+                                             (f"job-{job_id}",)).fetchall()
+        assert db.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = 'loss'", (run_id,)).fetchone()[0] == 10
+    assert artifact_uri.startswith(str(scratch / "mlartifacts" / "my-experiment")), artifact_uri
+    assert os.path.isfile(os.path.join(artifact_uri, "notes.txt")), log
