@@ -132,7 +132,6 @@ class AsgiGate:
         return status[0], _json(b"".join(chunks))
 
 
-
 class _IndexPage:
     """An ASGI send() that adds the view snippet to an HTML answer (the UI's index page)."""
 
