@@ -130,7 +130,8 @@ def _publish(temporary: str, target: str) -> None:
 
 
 def _run_tool(store_path: str, temporary: str, runs: int, size: int, report_progress) -> None:
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    # Unbuffered: its "Migrating experiment" line must arrive when printed, not at its exit.
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "mlflow", "migrate-filestore", "--source", store_path,
             "--target", "sqlite:///" + temporary]
     tool = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -148,7 +149,7 @@ def _run_tool(store_path: str, temporary: str, runs: int, size: int, report_prog
         if started and size:
             share = (_bytes_read(tool.pid) - started[0]) / size
             report_progress("converting", min(runs, int(runs * share)), runs)
-        time.sleep(1)
+        time.sleep(0.5)
     reader.join(5)
     if tool.returncode != 0:
         sys.stdout.write("\n".join(lines[-30:]) + "\n")
