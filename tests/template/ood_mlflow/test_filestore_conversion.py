@@ -35,4 +35,5 @@ def test_progress_is_reported_while_the_tool_converts(tmp_path):
     converting = [(n, total) for stage, n, total in seen if stage == "converting"]
     assert converting, f"no progress while the tool ran: {stages}"
     assert all(0 <= n <= total == 300 for n, total in converting)
+    assert any(n < total for n, total in converting), f"progress only at the end: {converting}"
     assert target.exists()
