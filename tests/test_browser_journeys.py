@@ -56,6 +56,18 @@ def click_exact_text(browser, text):
     browser.driver.find_element(By.XPATH, f"//*[normalize-space(text())='{text}']").click()
 
 
+def assert_nothing_covers(browser, text):
+    """No pop-up, banner or side panel lies over the element showing `text` (the browser starts fresh)."""
+    covered = browser.driver.execute_script(
+        """const item = [...document.querySelectorAll('a, span, div')].find(e => e.textContent.trim() === arguments[0]);
+        if (!item) return 'not found';
+        const box = item.getBoundingClientRect();
+        const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+        return item.contains(top) || (top && top.contains(item)) ? '' : (top ? top.outerHTML.slice(0, 200) : 'nothing');""",
+        text)
+    assert not covered, f"something covers {text!r}: {covered}"
+
+
 def rename_experiment(browser, experiment_id, new_name):
     """A state-changing POST from the UI's page, with the browser's own Origin and cookie."""
     status = browser.driver.execute_async_script(
@@ -106,6 +118,7 @@ def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name
     browser.click(text="demo-classifier")
     # The runs table first, without touching MLflow 3.x's view switch (the site's default_view).
     browser.wait_for(text="3 matching runs", timeout=60)  # the runs table is a POST
+    assert_nothing_covers(browser, "run-00000")
     shoot(browser, f"{name}-3-runs")
     experiment_id = browser.driver.current_url.split("#/experiments/")[1].split("/")[0].split("?")[0]
 
