@@ -33,6 +33,7 @@ def write_site_config(path: Path, major: str = "3", **overrides) -> dict:
                           "setup": f"source {MLFLOW_VENVS[major]}/bin/activate\n"}],
         "proxy": "rnode",
         "start_timeout": 120,
+        "examples": {"project": "project_2001234", "store": "/scratch/project_2001234/mlruns"},  # the model site
     }
     config.update(overrides)
     path.write_text(yaml.safe_dump(config))

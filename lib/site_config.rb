@@ -68,6 +68,7 @@ module MlflowApp
     def trusted_proxies = @data["trusted_proxies"]
     def artifact_roots = @data["artifact_roots"]
     def default_view = @data["default_view"]
+    def examples = @data["examples"]
 
     # The environment a user chose ({"label", "setup"}); the first one for an empty choice.
     # The job's ERB files (before.sh, environment.sh, session.json) all resolve it here.
@@ -114,6 +115,9 @@ module MlflowApp
       check_strings("sbatch_args", sbatch_args)
       fail!("docs_url must be a URL or \"\"") unless docs_url.is_a?(String) && !docs_url.include?("\n")
       fail!("default_view must be training or genai, not #{default_view.inspect}") unless %w[training genai].include?(default_view)
+      ok = examples.is_a?(Hash) && (examples.keys - %w[project store]).empty? &&
+           examples.values.all? { |v| v.is_a?(String) && !v.include?("\n") } && examples["store"].to_s.start_with?("/")
+      fail!("examples must have project (a name) and store (an absolute path)") unless ok
       validate_trusted_proxies
       ok = artifact_roots.is_a?(Array) && artifact_roots.all? { |r| r.is_a?(String) && r.start_with?("/") && !r.include?("\n") }
       fail!("artifact_roots must be a list of absolute paths") unless ok

@@ -45,13 +45,23 @@ def test_manifest_is_a_batch_connect_app():
     assert manifest["role"] == "batch_connect" and manifest["name"] == "MLflow"
 
 
+def test_the_sites_examples_replace_the_neutral_ones(site_config):
+    form = render_form(site_config("3", examples={"project": "project_2001234", "store": "/scratch/project_2001234/mlruns"}))
+    store = form["attributes"]["mlflow_tracking_uri"]
+    assert store["placeholder"] == "/scratch/project_2001234/mlruns"
+    assert "`/scratch/project_2001234/mlruns.db`" in store["help"]
+    assert "`project_2001234`" in form["attributes"]["bc_account"]["help"]
+
+
 def test_form_defaults_without_site_configuration():
     form = render_form()
     assert form["cluster"] == "cluster"
     assert form["form"][0] == "mlflow_tracking_uri"
     store = form["attributes"]["mlflow_tracking_uri"]
     assert store["widget"] == "path_selector" and store["required"] is True
-    assert "/scratch/project_2001234/mlruns" in store["help"] and "sqlite:////" in store["help"]
+    # Neutral examples unless the site gives its own (examples in site.yml).
+    assert "/path/to/my_project/mlruns" in store["help"] and "sqlite:////" in store["help"]
+    assert "project_2001234" not in json.dumps(form)
     # One environment: the choice is hidden.
     assert form["attributes"]["mlflow_environment"]["widget"] == "hidden_field"
     for name in form["form"]:

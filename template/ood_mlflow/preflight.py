@@ -29,7 +29,7 @@ FILE_STORE_OPT_IN_FROM = (3, 13)
 
 
 def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
-    store = check_store(parse_store(conf.tracking_uri, settings.home()))
+    store = check_store(parse_store(conf.tracking_uri, settings.home(), conf.example_store))
     version = mlflow_version(conf.environment)
     decodes = sqlalchemy_decodes_percent()
     access, converted_from, note = conf.access, "", ""

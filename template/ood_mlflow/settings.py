@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import LaunchError
 from .session import SESSION_DIR, SETTINGS_FILE
 from .store_plan import ACCESS_CHOICES, WRITE
+from .store_uri import EXAMPLE_STORE
 
 PROXIES = ("rnode", "node")
 # site key default_view -> the value MLflow 3.x's UI keeps in localStorage (mlflow.workflowType_v1)
@@ -33,6 +34,7 @@ class Settings:
     trusted_proxies: tuple = ()  # site: addresses/CIDRs of the portal's web nodes
     artifact_roots: tuple = ()  # site: more folders whose artifacts a session may serve
     ui_view: str = "machine_learning"  # site: what MLflow 3.x's UI shows first (UI_VIEWS)
+    example_store: str = EXAMPLE_STORE  # site: examples.store, shown in messages
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -50,6 +52,7 @@ class Settings:
                               "Ask your site's administrators to fix default_view in the app's site.yml")
         return cls(
             ui_view=UI_VIEWS[view],
+            example_store=str(data.get("example_store") or EXAMPLE_STORE),
             tracking_uri=str(data.get("tracking_uri", "")),
             environment=str(data.get("environment", "")),
             proxy=proxy,

@@ -76,14 +76,16 @@ class Store:
         return self.path
 
 
-def parse_store(value: str, home: str = "") -> Store:
-    """Return the store a form value names, or raise StoreUriError."""
+EXAMPLE_STORE = "/path/to/project/mlruns"  # site key examples.store replaces it in messages
+
+
+def parse_store(value: str, home: str = "", example: str = EXAMPLE_STORE) -> Store:
+    """Return the store a form value names, or raise StoreUriError; `example` is the site's example store."""
     text = (value or "").strip()
     if not text:
         raise StoreUriError(
             "No tracking store was given",
-            "Enter the directory or SQLite file your training jobs log to, "
-            "e.g. /scratch/project_2001234/mlruns",
+            f"Enter the directory or SQLite file your training jobs log to, e.g. {example}",
         )
     if "\n" in text or "\r" in text or "\x00" in text:
         raise StoreUriError(
@@ -91,19 +93,19 @@ def parse_store(value: str, home: str = "") -> Store:
             "Enter the path on one line",
         )
     if "://" in text or text.startswith(("file:", "sqlite:")):
-        return _parse_uri(text)
-    path = _absolute(text, home, original=text)
+        return _parse_uri(text, example)
+    path = _absolute(text, home, original=text, example=example)
     kind = SQLITE if path.lower().endswith(SQLITE_SUFFIXES) else DIRECTORY
     return Store(kind, path)
 
 
-def _parse_uri(text: str) -> Store:
+def _parse_uri(text: str, example: str) -> Store:
     scheme, _, rest = text.partition(":")
     scheme = scheme.lower()
     if scheme == "sqlite":
-        return _parse_sqlite(text, rest)
+        return _parse_sqlite(text, rest, example)
     if scheme == "file":
-        return _parse_file(text, rest)
+        return _parse_file(text, rest, example)
     raise StoreUriError(
         f"The tracking store {text!r} uses the scheme '{scheme}:', which this app cannot open",
         "Give a directory path, an SQLite file path, a file:/// URI or a sqlite://// URI; "
@@ -111,7 +113,7 @@ def _parse_uri(text: str) -> Store:
     )
 
 
-def _parse_sqlite(text: str, rest: str) -> Store:
+def _parse_sqlite(text: str, rest: str, example: str) -> Store:
     # sqlite:////abs/path.db -> rest is "////abs/path.db": three slashes, then the absolute path.
     slashes = len(rest) - len(rest.lstrip("/"))
     path = rest[3:] if slashes >= 3 else ""
@@ -122,13 +124,13 @@ def _parse_sqlite(text: str, rest: str) -> Store:
             cause = f"The SQLite URI {text!r} must have four slashes before an absolute path"
         shown = rest.lstrip("/").split("?")[0]
         if "/" not in shown:  # a bare file name: the job's directory is not where the user thinks
-            shown = "scratch/project_2001234/" + shown
+            shown = posixpath.dirname(example).lstrip("/") + "/" + shown
         raise StoreUriError(cause, f"Write it as 'sqlite:////{shown}' (sqlite: then //// then the path from the root)")
     # Kept verbatim, as SQLAlchemy reads it: no percent-decoding.
-    return Store(SQLITE, _absolute(path, "", original=text))
+    return Store(SQLITE, _absolute(path, "", original=text, example=example))
 
 
-def _parse_file(text: str, rest: str) -> Store:
+def _parse_file(text: str, rest: str, example: str) -> Store:
     if rest.startswith("//"):
         authority, _, path = rest[2:].partition("/")
         if authority not in ("", "localhost"):
@@ -139,17 +141,17 @@ def _parse_file(text: str, rest: str) -> Store:
         path = "/" + path
     else:
         path = rest
-    return Store(DIRECTORY, _absolute(unquote(path), "", original=text))
+    return Store(DIRECTORY, _absolute(unquote(path), "", original=text, example=example))
 
 
-def _absolute(path: str, home: str, original: str) -> str:
+def _absolute(path: str, home: str, original: str, example: str) -> str:
     if path == "~" or path.startswith("~/"):
         if home:
             path = home + path[1:]
     if not path.startswith("/"):
         raise StoreUriError(
             f"The tracking store {original!r} is not an absolute path",
-            "Give the full path from the root, e.g. /scratch/project_2001234/mlruns "
+            f"Give the full path from the root, e.g. {example} "
             "(the job does not start in the directory you have in mind)",
         )
     normal = posixpath.normpath(path)
