@@ -25,15 +25,23 @@ def example(name: str) -> str:
     return found.group(1)
 
 
+def as_directory_store(script: str) -> str:
+    """The example with the guide's directory-store lines in place of the SQLite line."""
+    lines = [line for line in script.splitlines() if "sqlite:" not in line]
+    return "\n".join(re.sub(r"^#   (export )", r"\1", line) for line in lines) + "\n"
+
+
 @pytest.mark.slurm
-def test_the_slurm_example_logs_a_run(users):
+@pytest.mark.parametrize("kind", ["sqlite", "directory"])
+def test_the_slurm_example_logs_a_run(users, kind):
     install_modulefiles()
-    scratch = STORES_ROOT / "guide-scratch"
+    scratch = STORES_ROOT / f"guide-scratch-{kind}"
     subprocess.run(["rm", "-rf", str(scratch)], check=True)
     job_dir = scratch / "job"
     job_dir.mkdir(parents=True)
     for name in ("train.sh", "train.py"):  # the site's scratch path is this test's folder
-        (job_dir / name).write_text(example(name).replace(SCRATCH, str(scratch)))
+        text = example(name).replace(SCRATCH, str(scratch))
+        (job_dir / name).write_text(as_directory_store(text) if kind == "directory" and name == "train.sh" else text)
     own_tree(scratch, OWNER, 0o755)
     # As the researcher types it, in a login shell (where `module` is defined and sbatch passes it on).
     submitted = subprocess.run(["runuser", "-l", OWNER, "-c", f"cd '{job_dir}' && sbatch --parsable train.sh"],
@@ -45,11 +53,19 @@ def test_the_slurm_example_logs_a_run(users):
         assert time.monotonic() < deadline, "the example job did not finish"
         time.sleep(1)
     log = (job_dir / f"slurm-{job_id}.out").read_text() if (job_dir / f"slurm-{job_id}.out").exists() else ""
-    store = scratch / "mlruns.db"
-    assert store.exists(), f"the example made no store:\n{log}"
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-        (run_id, artifact_uri), = db.execute("SELECT run_uuid, artifact_uri FROM runs WHERE name = ?",
-                                             (f"job-{job_id}",)).fetchall()
-        assert db.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = 'loss'", (run_id,)).fetchone()[0] == 10
+    if kind == "directory":
+        metas = list((scratch / "mlruns").glob("*/*/meta.yaml"))
+        run = next((m.parent for m in metas if f"run_name: job-{job_id}" in m.read_text()), None)
+        assert run, f"the example logged no run to the directory store:\n{log}"
+        assert len((run / "metrics" / "loss").read_text().splitlines()) == 10
+        artifact_uri = re.search(r"^artifact_uri: (.*)$", (run / "meta.yaml").read_text(), re.M).group(1)
+    else:
+        store = scratch / "mlruns.db"
+        assert store.exists(), f"the example made no store:\n{log}"
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            (run_id, artifact_uri), = db.execute("SELECT run_uuid, artifact_uri FROM runs WHERE name = ?",
+                                                 (f"job-{job_id}",)).fetchall()
+            points = db.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = 'loss'", (run_id,))
+            assert points.fetchone()[0] == 10
     assert artifact_uri.startswith(str(scratch / "mlartifacts" / "my-experiment")), artifact_uri
     assert os.path.isfile(os.path.join(artifact_uri, "notes.txt")), log
