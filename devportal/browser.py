@@ -444,6 +444,12 @@ class Browser:
         self.driver.switch_to.window(new[-1])
         return new[-1]
 
+    def fill(self, element_id, value):
+        """Put `value` in a form field. Not send_keys: Selenium takes text that names an existing
+        file for a file to upload, and store paths in these tests do exist."""
+        field = self.driver.find_element(By.ID, element_id)
+        self.driver.execute_script("arguments[0].value = arguments[1]", field, value)
+
     def screenshot(self, path):
         """Save a PNG of the current viewport to `path` (written by this process)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)

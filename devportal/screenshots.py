@@ -64,10 +64,8 @@ def main() -> int:
                 Browser(run_as=OWNER, insecure_origins=[apache.origin]) as browser:
             browser.open(apache.url(publish_form(render_form(env), apache.docroot)))
             browser.wait_for(text="MLflow tracking store")
-            # Typed as values: Selenium would take an existing path for a file to upload.
-            for field, value in (("mlflow_tracking_uri", str(STORE)), ("bc_account", PROJECT)):
-                browser.driver.execute_script("arguments[0].value = arguments[1]",
-                                              browser.driver.find_element(By.ID, field), value)
+            browser.fill("mlflow_tracking_uri", str(STORE))
+            browser.fill("bc_account", PROJECT)
             full_height(browser)
             browser.screenshot(str(IMAGES / "launch-form.png"))
 

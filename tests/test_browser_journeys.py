@@ -152,6 +152,6 @@ def test_form_page_explains_itself(site_config, portals, browser):
     for text in ("MLflow tracking store", "mlflow.set_tracking_uri()", "Project (Slurm account)", "Partition",
                  "Advanced", "Store access", "MLflow version"):
         browser.wait_for(text=text)
-    browser.driver.find_element(By.ID, "mlflow_tracking_uri").send_keys("/scratch/project_2001234/mlruns.db")
-    browser.driver.find_element(By.ID, "bc_account").send_keys("project_2001234")
+    browser.fill("mlflow_tracking_uri", "/scratch/project_2001234/mlruns.db")
+    browser.fill("bc_account", "project_2001234")
     shoot(browser, "form")

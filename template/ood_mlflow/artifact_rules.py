@@ -20,6 +20,7 @@ import json
 import os
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
+from .routes import LOGGED_MODEL, MODEL_VERSION, RUN, TRACE
 from .store_uri import SQLITE
 
 NOT_LOCAL = "not a path on this cluster"
@@ -95,13 +96,13 @@ def graphql_lists_artifacts(body: bytes, query_string: str) -> bool:
 # The gate asks MLflow itself, so it checks the location MLflow will use.
 def location_queries(owner: str, ids: dict, route_id: str, prefix: str) -> list:
     api = prefix + "/ajax-api"
-    if owner == "run":
+    if owner == RUN:
         return [(f"{api}/2.0/mlflow/runs/get?" + urlencode({"run_id": ids.get("run_id") or ids.get("run_uuid", "")}),
                  ("run", "info", "artifact_uri"))]
-    if owner == "model-version":
+    if owner == MODEL_VERSION:
         query = urlencode({"name": ids.get("name", ""), "version": ids.get("version", "")})
         return [(f"{api}/2.0/mlflow/model-versions/get-download-uri?{query}", ("artifact_uri",))]
-    if owner == "logged-model":
+    if owner == LOGGED_MODEL:
         return [(f"{api}/2.0/mlflow/logged-models/{quote(route_id, safe='')}", ("model", "info", "artifact_uri"))]
     trace = quote(ids.get("request_id", ""), safe="")
     return [(f"{api}/3.0/mlflow/traces/{trace}", ("trace", "trace_info", "tags", TRACE_LOCATION_TAG)),
@@ -136,7 +137,7 @@ class ArtifactRequest:
         self.owner = route.owner
         ids = {n: params.get(n, [""])[0] for n in route.ids}
         relative = params.get(route.path_param, [""])[0] if route.path_param else ""
-        if route.owner == "trace":
+        if route.owner == TRACE:
             relative = "attachments/" + relative if relative else "traces.json"
         self.relative = relative
         self.queries = location_queries(route.owner, ids, route_id, prefix)
@@ -151,6 +152,6 @@ class ArtifactRequest:
             location = dig(data, keys)
             if location is None:
                 # A trace with no artifact location has no artifact files for MLflow to reach.
-                return "" if self.owner == "trace" else "MLflow did not say where these artifacts are kept."
+                return "" if self.owner == TRACE else "MLflow did not say where these artifacts are kept."
             return refusal(location, self.relative, roots)
         return f"MLflow could not find the {self.owner} whose artifacts were asked for."

@@ -49,13 +49,12 @@ class ArtifactRoute:
     owner: str  # RUN, MODEL_VERSION, LOGGED_MODEL or TRACE
     ids: tuple  # query parameters that name the owner, first non-empty wins
     path_param: str  # the relative artifact path ("" for none)
-    writes: bool = False
 
 
 ARTIFACT_ROUTES = (
     ArtifactRoute("GET", re.compile(r"/get-artifact"), RUN, ("run_id", "run_uuid"), "path"),
     ArtifactRoute("GET", re.compile(_API + r"/mlflow/artifacts/list"), RUN, ("run_id", "run_uuid"), "path"),
-    ArtifactRoute("POST", re.compile(_API + r"/mlflow/upload-artifact"), RUN, ("run_uuid",), "path", writes=True),
+    ArtifactRoute("POST", re.compile(_API + r"/mlflow/upload-artifact"), RUN, ("run_uuid",), "path"),
     ArtifactRoute("GET", re.compile(r"/model-versions/get-artifact"), MODEL_VERSION, ("name", "version"), "path"),
     ArtifactRoute("GET", re.compile(_API + r"/mlflow/get-trace-artifact"), TRACE, ("request_id",), "path"),
     ArtifactRoute("GET", re.compile(_API + r"/mlflow/logged-models/(?P<id>[^/]+)/artifacts/files"), LOGGED_MODEL,
