@@ -79,8 +79,10 @@ def choose_target(store_path: str, run_ids: set) -> tuple:
     )
 
 
-def convert(store_path: str, target: str, report_progress) -> dict:
-    """Make `target` from the directory store; returns the census. Raises LaunchError, leaving nothing behind."""
+def convert(store_path: str, target: str, report_progress, size: int = 0) -> dict:
+    """Make `target` from the directory store; returns the census. Raises LaunchError, leaving nothing behind.
+
+    `size`: the bytes the tool will read (directory_runs), for its progress; counted here if not given."""
     folder = os.path.dirname(target)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise LaunchError(f"The directory store cannot be converted: you cannot write to {folder!r}, where "
@@ -91,7 +93,7 @@ def convert(store_path: str, target: str, report_progress) -> dict:
     temporary = os.path.join(folder, f".{os.path.basename(target)}.converting-{os.getpid()}")
     try:
         census = directory_census(store_path, lambda done, total: report_progress("counting", done, total))
-        _, size = directory_runs(store_path)
+        size = size or directory_runs(store_path)[1]
         _run_tool(store_path, temporary, census.runs, size, report_progress)
         report_progress("checking", census.runs, census.runs)
         _journal_delete(temporary)

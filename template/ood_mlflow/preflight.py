@@ -76,7 +76,7 @@ def _converted(store: Store, version: str) -> tuple:
     if not has_migrate_filestore():
         raise LaunchError(f"MLflow {version} cannot convert directory stores: it has no `mlflow migrate-filestore`",
                           "Choose an MLflow 3.x version that has it (MLflow 3.17 does) on the form")
-    run_ids, _ = filestore_conversion.directory_runs(store.path)
+    run_ids, size = filestore_conversion.directory_runs(store.path)
     target, reuse = filestore_conversion.choose_target(store.path, run_ids)
     keep = f"Artifacts stay in {store.path}: keep that directory."
     if reuse:
@@ -86,7 +86,7 @@ def _converted(store: Store, version: str) -> tuple:
     progress_file = SESSION_DIR / PROGRESS_FILE
     print(f"Converting the directory store {store.path} into {target} with MLflow's migrate-filestore.", flush=True)
     census = filestore_conversion.convert(store.path, target, lambda *state: filestore_conversion.write_progress(
-        progress_file, *state))
+        progress_file, *state), size)
     print(f"Converted {census['runs']} runs of {census['experiments']} experiments into {target}; every count "
           f"matches the directory.", flush=True)
     return Store(SQLITE, target), (f"Converted from the directory store {store.path} ({census['runs']} runs) "
