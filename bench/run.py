@@ -156,7 +156,7 @@ def conversion(store: str, env, apache, requests) -> dict:
 def conversion_table(name: str, result: dict) -> str:
     directory, converted = result["directory"], result["converted"]
     return "\n".join([
-        f"| store | card (s) | runs/search median / p95 (ms) |", "|---|---|---|",
+        "| store | card (s) | runs/search median / p95 (ms) |", "|---|---|---|",
         f"| {name}, as a directory | {directory['card_s']:.1f} | {directory['post_ms']['median']:.1f} / "
         f"{directory['post_ms']['p95']:.1f} |",
         f"| {name}, Convert to SQLite (card time includes the conversion) | {converted['card_s']:.1f} | "

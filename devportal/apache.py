@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 from .logs import tail
-from .ports import free_port
 
 APACHE_BIN = "/usr/sbin/apache2"
 MODULE_DIR = "/usr/lib/apache2/modules"

@@ -116,14 +116,13 @@ def convert(store_path: str, target: str, report_progress, size: int = 0) -> dic
 def _publish(temporary: str, target: str) -> None:
     """Give the checked file its name, never replacing a file that took the name meanwhile."""
     try:
-        os.link(temporary, target)
-        return
-    except FileExistsError:
-        raise LaunchError(f"{target!r} appeared while the store was being converted; it was not replaced",
-                          "Relaunch: the session then uses that file if it is this store's conversion") from None
-    except OSError:
-        pass  # a file system without hard links: claim the name with an empty file, then swap
-    try:
+        try:
+            os.link(temporary, target)
+            return
+        except FileExistsError:
+            raise
+        except OSError:
+            pass  # a file system without hard links: claim the name with an empty file, then swap
         os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         raise LaunchError(f"{target!r} appeared while the store was being converted; it was not replaced",

@@ -259,11 +259,7 @@ class WsgiGate:
         def capture(status, headers, exc_info=None):
             answer.update(status=status, headers=headers)
             return lambda data: None  # MLflow's Flask app returns its body instead
-        result = self.app(environ, capture)
-        try:
-            body = b"".join(result)
-        finally:
-            getattr(result, "close", lambda: None)()
+        body = _wsgi_body(self.app(environ, capture))
         headers, body = _with_view(answer["headers"], body, view, int(answer["status"].split()[0]))
         start_response(answer["status"], headers)
         return [body]
@@ -291,12 +287,8 @@ class WsgiGate:
         def start_response(line, headers, exc_info=None):
             status[0] = int(line.split()[0])
 
-        result = self.app(environ, start_response)
-        try:
-            raw = b"".join(result)
-        finally:
-            getattr(result, "close", lambda: None)()
-        return status[0], _json(raw)
+        body = _wsgi_body(self.app(environ, start_response))  # sets status: call before reading it
+        return status[0], _json(body)
 
 
 _REASONS = {200: "OK", 303: "See Other", 401: "Unauthorized", 403: "Forbidden"}
@@ -313,6 +305,14 @@ def _wsgi_headers(environ) -> dict:
     if "CONTENT_TYPE" in environ:
         headers["content-type"] = environ["CONTENT_TYPE"]
     return headers
+
+
+def _wsgi_body(result) -> bytes:
+    """All of a WSGI app's answer body, closing it as the WSGI spec asks."""
+    try:
+        return b"".join(result)
+    finally:
+        getattr(result, "close", lambda: None)()
 
 
 def _read_wsgi_body(environ, limit: int = MAX_LOGIN_BODY) -> bytes:

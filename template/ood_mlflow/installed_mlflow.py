@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import sys
@@ -40,6 +41,7 @@ def has_migrate_filestore() -> bool:
     return importlib.util.find_spec("mlflow.store.fs2db") is not None
 
 
+@functools.lru_cache(maxsize=1)
 def sqlalchemy_decodes_percent() -> bool:
     """SQLAlchemy 2.1+ percent-decodes the database part of a URL (see store_uri.sqlite_url)."""
     try:

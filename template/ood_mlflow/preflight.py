@@ -32,16 +32,15 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
     store = check_store(parse_store(conf.tracking_uri, settings.home(), conf.example_store))
     version = mlflow_version(conf.environment)
     decodes = sqlalchemy_decodes_percent()
-    access, converted_from, note = conf.access, "", ""
+    access, note = conf.access, ""
     if access == CONVERT:
-        converted_from, access = store.path, WRITE
+        access = WRITE  # the converted file, as it is
         store, note = _converted(store, version)
-    plan = Plan(version, store.kind, store.path, store.backend_uri(decodes), store.backend_uri(decodes),
-                store.default_artifact_root, access == READ_ONLY, conf.environment,
-                ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, note=note,
-                converted_from=converted_from,
+    uri = store.backend_uri(decodes)
+    plan = Plan(version, store.kind, store.path, uri, uri, store.default_artifact_root, access == READ_ONLY,
+                conf.environment, ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, note=note,
                 file_store_opt_in=store.kind == DIRECTORY and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
-                host=host, port=port, prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
+                port=port, prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
                 trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
     if store.kind != SQLITE:
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):

@@ -53,10 +53,8 @@ class Plan:
     backup: str = ""
     registry_uri: str = ""  # "" lets MLflow keep the model registry in the store itself
     ends_at: int = 0  # epoch seconds when the session's time runs out (the login cookie's end)
-    converted_from: str = ""  # the directory store this SQLite file was converted from
     file_store_opt_in: bool = False  # training code needs MLFLOW_ALLOW_FILE_STORE=true (MLflow 3.13+)
     # Where and how the session answers (from the job and the site configuration).
-    host: str = ""
     port: int = 0
     prefix: str = ""  # public_prefix(): what MLflow serves under
     start_timeout: int = 300
