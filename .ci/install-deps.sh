@@ -21,6 +21,7 @@ APT_PACKAGES=(
   apache2                        # OOD-like reverse proxy (devportal/apache.py)
   chromium chromium-driver fonts-dejavu-core   # selenium UI tests
   lmod                           # `module` in job shells, as on real clusters
+  postgresql                     # PostgreSQL tracking stores (devportal/services/start-postgres.sh)
   sqlite3 curl procps psmisc rsync netcat-openbsd lsof   # job helpers (port_used, pkill, staging)
   hostname passwd util-linux     # hostname, useradd, runuser (usually present)
   python3 python3-venv           # the venvs' interpreter (see PYTHON)
@@ -80,11 +81,11 @@ ensure_venv() {
 mkdir -p "$VENVS"
 chmod 0755 "$VENVS"
 ensure_venv venv-mlflow3 nobody \
-  'import mlflow, sys; sys.exit(mlflow.__version__ != "3.17.2")' \
-  'mlflow==3.17.2'
+  'import mlflow, psycopg, sys; sys.exit(mlflow.__version__ != "3.17.2")' \
+  'mlflow==3.17.2' 'psycopg[binary]'
 ensure_venv venv-mlflow2 nobody \
-  'import mlflow, sqlalchemy, sys; sys.exit(not (mlflow.__version__.startswith("2.22.") and tuple(map(int, sqlalchemy.__version__.split(".")[:2])) < (2, 1)))' \
-  'mlflow==2.22.*' 'sqlalchemy<2.1'
+  'import mlflow, sqlalchemy, psycopg2, sys; sys.exit(not (mlflow.__version__.startswith("2.22.") and tuple(map(int, sqlalchemy.__version__.split(".")[:2])) < (2, 1)))' \
+  'mlflow==2.22.*' 'sqlalchemy<2.1' psycopg2-binary
 # pytest runs as root, so this one may live on any interpreter.
 ensure_venv venv-tests root \
   'import pytest, selenium, yaml' \
