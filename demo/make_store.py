@@ -21,7 +21,9 @@ from mlflow.tracking import MlflowClient
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("uri", help="a directory path or sqlite:////abs/path.db")
+    parser.add_argument("uri", help="a directory path, sqlite:////abs/path.db or postgresql://user@host/dbname")
+    parser.add_argument("--artifacts", help="the experiment's artifact location (default: beside an SQLite "
+                        "file, inside a directory store; for a database, MLflow's ./mlruns)")
     parser.add_argument("--experiment", default="demo-classifier")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--params", type=int, default=3)
@@ -30,7 +32,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    if not args.uri.startswith("sqlite:"):
+    if not args.uri.startswith(("sqlite:", "postgresql")):
         os.makedirs(args.uri, exist_ok=True)
         # MLflow 3.13+ refuses directory stores unless asked, as users' training jobs do.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -40,8 +42,8 @@ def main():
         experiment_id = experiment.experiment_id
     else:
         # Artifacts of an SQLite store go beside it, where the app's server puts them too.
-        location = None
-        if args.uri.startswith("sqlite:"):
+        location = args.artifacts
+        if args.uri.startswith("sqlite:") and not location:
             store_dir = os.path.dirname(args.uri[len("sqlite:///"):])
             location = os.path.join(store_dir, "mlartifacts", args.experiment)
         experiment_id = client.create_experiment(args.experiment, artifact_location=location)

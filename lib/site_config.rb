@@ -69,6 +69,25 @@ module MlflowApp
     def artifact_roots = @data["artifact_roots"]
     def default_view = @data["default_view"]
     def examples = @data["examples"]
+    def postgresql_allowed = @data["postgresql"]["allowed"]
+
+    # A tracking store refused on the form page, before anything is staged: a PostgreSQL URI
+    # on a site that does not offer them, or one with a password in it (the dashboard would
+    # keep it in the form cache and the staged session). The job checks the same again.
+    def check_tracking_uri(value)
+      text = value.to_s.strip
+      return unless text.match?(/\Apostgresql(\+psycopg2?)?:/i)
+      unless postgresql_allowed
+        raise Error, "ERROR: this site does not offer PostgreSQL tracking stores in the MLflow app; " \
+                     "give a directory or SQLite store, e.g. #{examples["store"]}"
+      end
+      rest = text.split("://", 2)[1].to_s
+      userinfo = rest.include?("@") ? rest[0...rest.rindex("@")] : ""
+      return unless userinfo.include?(":") || text.match?(/[?&]password=/i)
+      raise Error, "ERROR: the PostgreSQL tracking URI contains a password, which must never be typed into the " \
+                   "form; remove it and put it in ~/.pgpass instead (one line host:port:dbname:user:password, " \
+                   "chmod 600 ~/.pgpass)"
+    end
 
     # The environment a user chose ({"label", "setup"}); the first one for an empty choice.
     # The job's ERB files (before.sh, environment.sh, session.json) all resolve it here.
@@ -121,6 +140,9 @@ module MlflowApp
       validate_trusted_proxies
       ok = artifact_roots.is_a?(Array) && artifact_roots.all? { |r| r.is_a?(String) && r.start_with?("/") && !r.include?("\n") }
       fail!("artifact_roots must be a list of absolute paths") unless ok
+      pg = @data["postgresql"]
+      ok = pg.is_a?(Hash) && (pg.keys - %w[allowed]).empty? && [true, false].include?(pg["allowed"])
+      fail!("postgresql must be a mapping with allowed: true or false") unless ok
     end
 
     def validate_environments

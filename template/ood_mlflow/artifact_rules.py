@@ -21,14 +21,15 @@ import os
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
 from .routes import LOGGED_MODEL, MODEL_VERSION, RUN, TRACE
-from .store_uri import SQLITE
+from .store_uri import DIRECTORY, SQLITE
 
 NOT_LOCAL = "not a path on this cluster"
 
 
 def allowed_roots(store_kind: str, store_path: str, artifact_root: str, site_roots=()) -> tuple:
     """The real paths under which artifacts may be read or written."""
-    tree = os.path.dirname(store_path) if store_kind == SQLITE else store_path
+    # A database (PostgreSQL) has no tree of its own: only its artifact roots.
+    tree = {SQLITE: os.path.dirname(store_path), DIRECTORY: store_path}.get(store_kind, "")
     roots = [tree, artifact_root] + [str(r) for r in site_roots]
     return tuple(dict.fromkeys(os.path.realpath(r) for r in roots if r))
 

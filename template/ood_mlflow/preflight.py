@@ -14,22 +14,26 @@ import sys
 import tempfile
 import time
 
-from . import filestore_conversion, settings
+from . import filestore_conversion, postgres_store, settings
 from .session import PROGRESS_FILE, SESSION_DIR, Plan, public_prefix, write_plan
 from .errors import LaunchError, report, warn
 from .installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
 from .schema import compare, mlflow_migrations
 from .sqlite_store import copy_database, is_wal, schema_revisions
 from .store_checks import check_store
-from .store_plan import BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE, sqlite_action
-from .store_uri import DIRECTORY, SQLITE, Store, parse_store, sqlite_url
+from .store_plan import (BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE,
+                         postgres_action, sqlite_action)
+from .store_uri import DIRECTORY, POSTGRESQL, SQLITE, Store, parse_store, sqlite_url
 
 # MLflow 3.13+ refuses directory stores unless MLFLOW_ALLOW_FILE_STORE=true is set.
 FILE_STORE_OPT_IN_FROM = (3, 13)
 
 
 def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
-    store = check_store(parse_store(conf.tracking_uri, settings.home(), conf.example_store))
+    store = parse_store(conf.tracking_uri, settings.home(), conf.example_store)
+    if store.kind == POSTGRESQL:
+        return _postgres_plan(conf, store, host, port)
+    store = check_store(store)
     version = mlflow_version(conf.environment)
     decodes = sqlalchemy_decodes_percent()
     access, note = conf.access, ""
@@ -38,7 +42,7 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
         store, note = _converted(store, version)
     uri = store.backend_uri(decodes)
     plan = Plan(version, store.kind, store.path, uri, uri, store.default_artifact_root, access == READ_ONLY,
-                conf.environment, ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, note=note,
+                conf.environment, ends_at=_ends_at(conf), note=note,
                 file_store_opt_in=store.kind == DIRECTORY and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
                 port=port, prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
                 trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
@@ -65,6 +69,33 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
     if action == BACKUP_UPGRADE:
         return _backup_and_upgrade(plan, store)
     return plan
+
+
+def _postgres_plan(conf: settings.Settings, store: Store, host: str, port: int) -> Plan:
+    """A PostgreSQL store: checked read-only, served only at this MLflow's schema, read-only at the server."""
+    if not conf.postgresql_allowed:
+        raise LaunchError("This site does not offer PostgreSQL tracking stores in the MLflow app",
+                          f"Give a directory or SQLite store, e.g. {conf.example_store}, or ask your site's "
+                          f"administrators (postgresql: allowed in the app's site.yml)")
+    version = mlflow_version(conf.environment)
+    database = store.database
+    driver = postgres_store.pick_driver(database.driver, conf.environment)
+    contents = postgres_store.inspect(database, driver)
+    migrations = mlflow_migrations()
+    action = postgres_action(conf.access, bool(contents.tables), compare(contents.revisions, migrations),
+                             store.path, contents.revisions, version, migrations.heads)
+    read_only = action == SERVE_READ_ONLY
+    note = ("Every transaction of this session is read-only at the database server: nothing in the store can be "
+            "changed." if read_only else "")
+    return Plan(version, store.kind, store.path, store.path, database.sqlalchemy_url(driver, read_only),
+                os.path.join(settings.home() or "/", "mlartifacts"), read_only, conf.environment, note=note,
+                ends_at=_ends_at(conf), port=port, prefix=public_prefix(conf.proxy, host, port),
+                start_timeout=conf.start_timeout, trusted_proxies=conf.trusted_proxies,
+                artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
+
+
+def _ends_at(conf: settings.Settings) -> int:
+    return int(time.time()) + conf.hours * 3600 if conf.hours else 0
 
 
 def _converted(store: Store, version: str) -> tuple:
@@ -143,7 +174,7 @@ def main() -> int:
         report(error)
         return 1
     write_plan(plan)
-    kind = "SQLite database" if plan.store_kind == "sqlite" else "directory store"
+    kind = {SQLITE: "SQLite database", POSTGRESQL: "PostgreSQL store"}.get(plan.store_kind, "directory store")
     mode = " read-only" if plan.read_only else ""
     print(f"MLflow {plan.mlflow_version} will open the {kind} {plan.store_path}{mode}", flush=True)
     return 0

@@ -25,7 +25,7 @@ def allocated_cpus() -> int:
 def main() -> int:
     plan = read_plan()
     env = dict(os.environ)
-    env.update(server_environment(plan.store_kind))
+    env.update(server_environment(plan.store_kind, plan.backend_uri))
     argv = server_argv(plan.backend_uri, plan.artifact_root, plan.port, plan.prefix, allocated_cpus(),
                        plan.registry_uri)
     print("Starting: mlflow " + shlex.join(argv), flush=True)

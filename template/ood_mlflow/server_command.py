@@ -1,7 +1,10 @@
 """The `mlflow server` command line and environment for a session (pure).
 
 Everything MLflow should do is said through its own CLI flags and public
-environment variables; the login gate is plugged in with `--app-name`.
+environment variables; the login gate is plugged in with `--app-name`. The
+store's URI goes in MLFLOW_BACKEND_STORE_URI (the CLI's own environment variable
+for --backend-store-uri), so it is not on a command line that every user of the
+node sees in `ps`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ def workers_for(cpus: int) -> int:
 
 def server_argv(backend_uri: str, artifact_root: str, port: int, prefix: str, cpus: int,
                 registry_uri: str = "") -> list:
-    """`prefix`: session.public_prefix(), "" behind /rnode."""
+    """`prefix`: session.public_prefix(), "" behind /rnode; `backend_uri` goes in server_environment()."""
     argv = [
         "server",
-        "--backend-store-uri", backend_uri,
         "--default-artifact-root", directory_url(artifact_root),
         "--no-serve-artifacts",
         "--host", "0.0.0.0",
@@ -40,8 +42,9 @@ def server_argv(backend_uri: str, artifact_root: str, port: int, prefix: str, cp
     return argv
 
 
-def server_environment(store_kind: str) -> dict:
+def server_environment(store_kind: str, backend_uri: str = "") -> dict:
     env = {
+        "MLFLOW_BACKEND_STORE_URI": backend_uri,
         # A UI session needs no background job runner (8 more processes on 3.x).
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         # Compute nodes are offline; do not try to phone home.

@@ -35,6 +35,7 @@ class Settings:
     artifact_roots: tuple = ()  # site: more folders whose artifacts a session may serve
     ui_view: str = "machine_learning"  # site: what MLflow 3.x's UI shows first (UI_VIEWS)
     example_store: str = EXAMPLE_STORE  # site: examples.store, shown in messages
+    postgresql_allowed: bool = True  # site: postgresql.allowed
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -53,6 +54,7 @@ class Settings:
         return cls(
             ui_view=UI_VIEWS[view],
             example_store=str(data.get("example_store") or EXAMPLE_STORE),
+            postgresql_allowed=data.get("postgresql_allowed", True) is not False,
             tracking_uri=str(data.get("tracking_uri", "")),
             environment=str(data.get("environment", "")),
             proxy=proxy,

@@ -10,19 +10,22 @@ Accepted forms (the same strings training code gives `mlflow.set_tracking_uri`):
   ~/mlruns                      the user's home is expanded by the caller
   file:///scratch/p/mlruns      a directory store
   sqlite:////scratch/p/mlruns.db
+  postgresql://user@host[:port]/dbname   a PostgreSQL database (postgres_uri.py)
 """
 
 from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import Optional
 from urllib.parse import quote, unquote
 
 from .errors import LaunchError
+from .postgres_uri import PostgresTarget, is_postgres, parse_postgres
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 KNOWN_SCHEMES = ("file", "sqlite")
-DIRECTORY, SQLITE = "directory", "sqlite"  # the two kinds of store
+DIRECTORY, SQLITE, POSTGRESQL = "directory", "sqlite", "postgresql"  # the kinds of store
 # Characters a URL reader cuts at or decodes: SQLAlchemy cuts an SQLite path at `?`
 # (2.1 also percent-decodes it), MLflow percent-decodes directory paths.
 URL_SPECIAL = frozenset("?#%")
@@ -54,8 +57,9 @@ class StoreUriError(LaunchError):
 
 @dataclass(frozen=True)
 class Store:
-    kind: str  # DIRECTORY or SQLITE
-    path: str  # absolute, normalised file-system path
+    kind: str  # DIRECTORY, SQLITE or POSTGRESQL
+    path: str  # absolute, normalised file-system path; for POSTGRESQL the database's URI (no password)
+    database: Optional[PostgresTarget] = None  # POSTGRESQL only
 
     def backend_uri(self, decodes_percent: bool = True) -> str:
         """What `mlflow server --backend-store-uri` gets, and training code gives
@@ -69,8 +73,11 @@ class Store:
         """Where experiments created in the UI keep artifacts: beside the store.
 
         A directory store keeps them inside itself, as MLflow's own client does;
-        an SQLite file gets `mlartifacts` next to it.
+        an SQLite file gets `mlartifacts` next to it; a database has no folder
+        (preflight gives it the user's `~/mlartifacts`).
         """
+        if self.kind == POSTGRESQL:
+            return ""
         if self.kind == SQLITE:
             return posixpath.join(posixpath.dirname(self.path), "mlartifacts")
         return self.path
@@ -92,6 +99,12 @@ def parse_store(value: str, home: str = "", example: str = EXAMPLE_STORE) -> Sto
             "The tracking store contains a line break or NUL character",
             "Enter the path on one line",
         )
+    if is_postgres(text):
+        try:
+            database = parse_postgres(text, example_user=posixpath.basename(home) or "my_user")
+        except LaunchError as error:
+            raise StoreUriError(error.cause, error.fix) from None
+        return Store(POSTGRESQL, database.display, database)
     if "://" in text or text.startswith(("file:", "sqlite:")):
         return _parse_uri(text, example)
     path = _absolute(text, home, original=text, example=example)
@@ -108,7 +121,7 @@ def _parse_uri(text: str, example: str) -> Store:
         return _parse_file(text, rest, example)
     raise StoreUriError(
         f"The tracking store {text!r} uses the scheme '{scheme}:', which this app cannot open",
-        "Give a directory path, an SQLite file path, a file:/// URI or a sqlite://// URI; "
+        "Give a directory path, an SQLite file path, a file:/// URI, a sqlite://// URI or a postgresql:// URI; "
         "for a remote MLflow server, open its own URL instead",
     )
 

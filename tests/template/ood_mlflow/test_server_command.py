@@ -29,7 +29,7 @@ def test_store_gate_and_artifacts():
     argv = server_argv(store.backend_uri(), store.default_artifact_root, 5001, "", 2)
     got = flags(argv)
     assert argv[0] == "server"
-    assert got["--backend-store-uri"] == "sqlite:////scratch/my runs/mlruns.db"
+    assert "--backend-store-uri" not in argv and store.backend_uri() not in argv, "the store URI is seen in ps"
     assert got["--default-artifact-root"] == "/scratch/my runs/mlartifacts"
     assert "--no-serve-artifacts" in argv
     assert (got["--host"], got["--port"], got["--workers"], got["--app-name"]) == ("0.0.0.0", "5001", "1", "ood-gate")
@@ -42,7 +42,8 @@ def test_registry_only_when_asked():
 
 
 def test_environment():
-    env = server_environment("directory")
+    env = server_environment("directory", "/s/mlruns")
+    assert env["MLFLOW_BACKEND_STORE_URI"] == "/s/mlruns"
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["MLFLOW_ALLOW_FILE_STORE"] == "true"

@@ -41,7 +41,8 @@ def test_home_is_expanded_with_the_given_home():
     ("sqlite:////scratch/p.db?mode=ro", "query options"),
     ("file://otherhost/scratch/p/mlruns", "names the host"),
     ("http://server:5000", "scheme 'http:'"),
-    ("postgresql://u@db/mlflow", "scheme 'postgresql:'"),
+    ("postgresql://u:hunter2@db/mlflow", "contains a password"),
+    ("postgres://u@db/mlflow", "scheme 'postgres:'"),
     ("s3://bucket/mlruns", "scheme 's3:'"),
     ("/scratch/p\n/mlruns", "line break"),
 ])
