@@ -86,6 +86,20 @@ ensure_venv venv-mlflow3 nobody \
 ensure_venv venv-mlflow2 nobody \
   'import mlflow, sqlalchemy, psycopg2, sys; sys.exit(not (mlflow.__version__.startswith("2.22.") and tuple(map(int, sqlalchemy.__version__.split(".")[:2])) < (2, 1)))' \
   'mlflow==2.22.*' 'sqlalchemy<2.1' psycopg2-binary
+# MLflow 3.17 without any PostgreSQL driver, for the test of that message: a
+# hard-linked copy of venv-mlflow3 (a venv works from wherever its pyvenv.cfg
+# is) with psycopg uninstalled from the copy only.
+nodriver=$VENVS/venv-mlflow3-nodriver
+nodriver_check='import importlib.util as u, mlflow, sys; sys.exit(mlflow.__version__ != "3.17.2" or bool(u.find_spec("psycopg") or u.find_spec("psycopg2")))'
+if [[ -x $nodriver/bin/python ]] && (cd / && runuser -u nobody -- "$nodriver/bin/python" -c "$nodriver_check") >/dev/null 2>&1; then
+  echo "venv venv-mlflow3-nodriver: ok, skipping"
+else
+  echo "venv venv-mlflow3-nodriver: copying venv-mlflow3 without psycopg"
+  rm -rf "$nodriver"
+  cp -al "$VENVS/venv-mlflow3" "$nodriver"
+  quiet "$nodriver/bin/python" -m pip uninstall -y -q --disable-pip-version-check psycopg psycopg-binary
+  (cd / && runuser -u nobody -- "$nodriver/bin/python" -c "$nodriver_check") || { echo "venv venv-mlflow3-nodriver: check failed" >&2; exit 1; }
+fi
 # pytest runs as root, so this one may live on any interpreter.
 ensure_venv venv-tests root \
   'import pytest, selenium, yaml' \

@@ -13,7 +13,7 @@ from devportal.testbed import OTHER, OWNER, make_store, write_site_config
 
 
 # Tests that use these fixtures launch sessions as the test users: they need the whole test bed.
-NEEDS_THE_TEST_BED = {"launch", "users", "stores"}
+NEEDS_THE_TEST_BED = {"launch", "users", "stores", "postgres"}
 
 
 def pytest_collection_modifyitems(items):
@@ -65,3 +65,14 @@ def launch(users, tmp_path):
     yield start
     for job in jobs:
         job.cancel()
+
+
+@pytest.fixture(scope="session")
+def postgres(users):
+    """The test bed's own PostgreSQL cluster, started (or found running) once per test run."""
+    from devportal import postgres as server
+    started = subprocess.run([str(APP_ROOT / "devportal/services/start-postgres.sh"), OWNER],
+                             capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert server.is_running()
+    return server

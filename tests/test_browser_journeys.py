@@ -4,7 +4,8 @@ Chromium (as a non-root user) opens the session card on the portal, clicks
 Connect, sees the experiments, opens one and its runs, a run's loss chart and
 its text artifact, renames the experiment and sees the new name after a
 reload. The matrix covers store kinds, both proxy prefixes and Dex (Host is
-the portal's name) on MLflow 3.17.2, and SQLite behind /rnode on MLflow 2.22.
+the portal's name) on MLflow 3.17.2, SQLite behind /rnode on MLflow 2.22, and a
+PostgreSQL store (the test bed's own server) behind /rnode on MLflow 3.17.2.
 A screenshot of each step is saved under tests/artifacts/journeys/.
 """
 
@@ -26,7 +27,7 @@ from devportal.testbed import OWNER, make_store
 
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "journeys"
 MATRIX = [(kind, "3", proxy, dex) for kind in ("sqlite", "file") for proxy in ("rnode", "node")
-          for dex in (False, True)] + [("sqlite", "2", "rnode", False)]
+          for dex in (False, True)] + [("sqlite", "2", "rnode", False), ("postgresql", "3", "rnode", False)]
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +85,10 @@ def rename_experiment(browser, experiment_id, new_name):
 @pytest.mark.browser
 @pytest.mark.parametrize("kind,major,proxy,dex", MATRIX,
                          ids=[f"{k}-mlflow{m}-{p}-{'dex' if d else 'nodex'}" for k, m, p, d in MATRIX])
-def test_journey(launch, site_config, portals, browser, kind, major, proxy, dex):
+def test_journey(request, launch, site_config, portals, browser, kind, major, proxy, dex):
     name = f"{kind}-mlflow{major}-{proxy}-{'dex' if dex else 'nodex'}"
-    journey(launch, site_config, portals, browser, kind, major, proxy, dex, name)
+    journey(launch, site_config, portals, browser, kind, major, proxy, dex, name,
+            postgres=request.getfixturevalue("postgres") if kind == "postgresql" else None)
 
 
 @pytest.mark.slurm
@@ -97,10 +99,15 @@ def test_convert_journey(launch, site_config, portals, browser):
             access="convert")
 
 
-def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name, access="write"):
-    store = make_store(kind, major, OWNER, name=f"-journey-{proxy}-{dex}-{access}")
-    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": access}, site_config(major, proxy=proxy),
-                 runner="slurm")
+def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name, access="write", postgres=None):
+    site = {}
+    if postgres:
+        store = postgres.make_store(f"journey_mlflow{major}", major)
+        site = {"artifact_roots": [str(postgres.artifacts_of(f"journey_mlflow{major}"))]}  # a database has no folder
+    else:
+        store = make_store(kind, major, OWNER, name=f"-journey-{proxy}-{dex}-{access}")
+    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": access},
+                 site_config(major, proxy=proxy, **site), runner="slurm")
     info = job.wait_running(timeout=180)
     portal = portals[dex]
     base_url = portal.url(f"/{proxy}/{info['host']}/{info['port']}/")
