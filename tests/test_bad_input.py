@@ -53,7 +53,7 @@ def own(path: Path, owner=OWNER, mode=0o700):
     ("{root}/nope/mlruns", ["does not exist", "nearest existing directory is '{root}'"]),
     ("mlruns", ["not an absolute path"]),
     ("sqlite:///mlruns.db", ["four slashes", "'sqlite:////scratch/project_2001234/mlruns.db'"]),
-    ("postgresql://db.example.org/mlflow", ["scheme 'postgresql:'"]),
+    ("postgres://db.example.org/mlflow", ["scheme 'postgres:'", "postgresql://"]),
     ("{root}/notes.txt", ["is a file, but neither an MLflow directory store nor an SQLite database"]),
     ("{root}/fake.db", ["is not an SQLite database"]),
     ("{root}/corrupt.db", ["cannot be read", "damaged"]),

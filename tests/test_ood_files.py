@@ -101,11 +101,19 @@ def test_form_follows_the_site_configuration(site_config):
     ({"cores": {"default": 9, "max": 4}}, "cores must have"),
     ({"partitions": [{"name": "x", "max_hour": 3}]}, "partitions[0] must be a name or a mapping"),
     ({"account": "sacct"}, "account must be text, auto or none"),
+    ({"postgresql": {"allowed": "yes"}}, "postgresql must be a mapping with allowed: true or false"),
+    ({"postgresql": {"allowed": True, "host": "db"}}, "postgresql must be a mapping"),
 ])
 def test_a_wrong_site_configuration_is_reported_readably(site_config, config, words):
     with pytest.raises(RenderError) as error:
         render_form(site_config("3", **config))
     assert "ERROR:" in str(error.value) and words in str(error.value)
+
+
+def test_postgres_help_follows_the_site(site_config):
+    help_text = lambda config: render_form(config)["attributes"]["mlflow_tracking_uri"]["help"]
+    assert "postgresql://user@host:5432/dbname" in help_text(site_config("3")) and "~/.pgpass" in help_text(site_config("3"))
+    assert "postgresql" not in help_text(site_config("3", postgresql={"allowed": False}))
 
 
 def test_auto_accounts_replace_the_text_field(site_config):

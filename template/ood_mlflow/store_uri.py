@@ -119,6 +119,9 @@ def _parse_uri(text: str, example: str) -> Store:
         return _parse_sqlite(text, rest, example)
     if scheme == "file":
         return _parse_file(text, rest, example)
+    if scheme == "postgres":  # what some tools print; SQLAlchemy and MLflow want the full name
+        raise StoreUriError(f"The tracking store {text!r} uses the scheme 'postgres:', which SQLAlchemy does not read",
+                            "Write it as postgresql://" + text.partition("://")[2])
     raise StoreUriError(
         f"The tracking store {text!r} uses the scheme '{scheme}:', which this app cannot open",
         "Give a directory path, an SQLite file path, a file:/// URI, a sqlite://// URI or a postgresql:// URI; "
