@@ -22,7 +22,7 @@ from devportal.testbed import OWNER, make_store, write_site_config
 from devportal.apache import OodApache
 from devportal.dashboard import make_docroot, publish_card
 from devportal.jobs import JobFailed, LocalJob, SlurmJob
-from devportal.ood import stage
+from devportal.ood import APP_ROOT, stage
 
 
 def slurm_available() -> bool:
@@ -52,9 +52,22 @@ def launch_failure(output: str) -> str:
     return errors[-1] + (f"\n(In bin/launch-local: {'; '.join(hints)}.)" if hints else "")
 
 
+def postgres_demo(major: str, user: str) -> tuple:
+    """A demo store in the test bed's own PostgreSQL server (the user's password in their ~/.pgpass),
+    and the site setting that lets the session show its artifacts (a database has no folder)."""
+    from devportal import postgres
+    subprocess.run([str(APP_ROOT / "devportal/services/start-postgres.sh"), user], check=True)
+    name = f"demo_mlflow{major}"
+    store = postgres.make_store(name, major, user)
+    return store, {"artifact_roots": [str(postgres.artifacts_of(name))]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bin/launch-local", description=__doc__.splitlines()[0])
-    parser.add_argument("store", nargs="?", help="directory or SQLite store to open (default: a new demo store)")
+    parser.add_argument("store", nargs="?", help="directory, SQLite or postgresql:// store to open "
+                        "(default: a new demo store)")
+    parser.add_argument("--demo", choices=["sqlite", "directory", "postgresql"], default="sqlite",
+                        help="the kind of demo store made when no STORE is given")
     parser.add_argument("--mlflow", choices=["3", "2"], default="3", help="MLflow major version (test venvs)")
     parser.add_argument("--proxy", choices=["rnode", "node"], default="rnode", help="OOD's reverse-proxy prefix")
     parser.add_argument("--access", choices=["write", "read_only", "upgrade", "convert"], default="write",
@@ -64,10 +77,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     user = session_user()
-    store = args.store or make_store("sqlite", args.mlflow, user, name="-demo")
+    site = {}
+    if args.store:
+        store = args.store
+    elif args.demo == "postgresql":
+        store, site = postgres_demo(args.mlflow, user)
+    else:
+        store = make_store("file" if args.demo == "directory" else "sqlite", args.mlflow, user, name="-demo")
     work = Path(tempfile.mkdtemp(prefix="ood-mlflow-local-"))
     work.chmod(0o755)
-    env = write_site_config(work / "site.yml", args.mlflow, proxy=args.proxy)
+    env = write_site_config(work / "site.yml", args.mlflow, proxy=args.proxy, **site)
     use_slurm = not args.no_slurm and slurm_available()
     session = stage({"mlflow_tracking_uri": store, "mlflow_store_access": args.access}, user=user, env=env)
     job = (SlurmJob if use_slurm else LocalJob)(session).start()

@@ -12,7 +12,7 @@ def test_help_names_the_command_and_every_option_and_changes_nothing():
     shown = subprocess.run(["bash", str(LAUNCHER), "--help"], capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0
     assert shown.stdout.startswith("usage: sudo bin/launch-local")
-    for option in ("STORE", "--mlflow", "--proxy", "--access", "--port", "--no-slurm", "--help"):
+    for option in ("STORE", "--demo", "postgresql", "--mlflow", "--proxy", "--access", "--port", "--no-slurm", "--help"):
         assert option in shown.stdout, option
     assert "install-deps" not in shown.stdout + shown.stderr and "apt:" not in shown.stdout, "it installed things"
 

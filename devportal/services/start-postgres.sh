@@ -55,8 +55,11 @@ else
   log "started on 127.0.0.1:$port"
 fi
 
-# The researcher's role, with a fresh password that only their ~/.pgpass holds.
-password=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# The researcher's role, with a password that only their ~/.pgpass holds (made once,
+# so a second run does not change it under sessions that are starting).
+home=$(getent passwd "$researcher" | cut -d: -f6)
+password=$(sed -n "s/^127\.0\.0\.1:$port:\*:$researcher:\([0-9a-f]\{64\}\)\$/\1/p" "$home/.pgpass" 2>/dev/null | head -n 1)
+[[ -n $password ]] || password=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # Given on stdin, not on psql's command line, where every user's ps would see it.
 psql_admin <<EOF
 \\set role '$researcher'
@@ -66,7 +69,6 @@ SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_
 SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'role', :'password')
 \gexec
 EOF
-home=$(getent passwd "$researcher" | cut -d: -f6)
 ( umask 077 && printf '127.0.0.1:%s:*:%s:%s\n' "$port" "$researcher" "$password" > "$home/.pgpass" )
 chown "$researcher:" "$home/.pgpass"
 log "role $researcher: password in $home/.pgpass"
