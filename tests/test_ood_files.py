@@ -10,6 +10,7 @@ import stat
 import subprocess
 from html.parser import HTMLParser
 
+import ood_mlflow
 import pytest
 import yaml
 
@@ -154,7 +155,7 @@ def test_staged_session_matches_what_the_job_expects(tmp_path, site_config):
     session = stage({"mlflow_tracking_uri": HOSTILE}, env=site_config("3"), dataroot=tmp_path)
     root = session.staged_root
     for name in ("before.sh", "script.sh", "after.sh", "environment.sh", "session.json", "ood_mlflow/__main__.py",
-                 "ood_mlflow-0.2.0.dist-info/entry_points.txt", "user_defined_context.json"):
+                 f"ood_mlflow-{ood_mlflow.__version__}.dist-info/entry_points.txt", "user_defined_context.json"):
         assert (root / name).is_file(), f"{name} was not staged"
     assert not list(root.rglob("*.erb")), "ERB sources were copied into the session"
     assert os.access(root / "script.sh", os.X_OK), "script.sh is not executable: the job would fail with 126"

@@ -5,4 +5,4 @@ with the Python of the user's chosen MLflow environment, so it uses only the
 standard library and what MLflow itself installs.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
