@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_postgres_store_is_served_to_its_owner(launch, site_config, postgres, pg
     assert not [c for c in commands if "huey" in c or "mlflow.server.jobs" in c], f"a job runner started: {commands}"
     password = postgres.pgpass().read_text().strip().rsplit(":", 1)[1]
     session = job.session
-    for text in [session.output(), session.connection_file.read_text(), *commands,
+    for text in [session.output(), session.connection_file.read_text(), *commands, session.render_info(),
                  (session.staged_root / "mlflow_session.json").read_text()]:
         assert password not in text
     assert "mlflow.set_tracking_uri(" in session.render_info() and store in session.render_info()
@@ -115,6 +116,8 @@ def prepare(postgres, case: str) -> tuple:
     """The URI to type for a broken case, and the database it names (made here, if any)."""
     if case == "unreachable":
         return postgres.uri("mlflow3_store", port=1), ""
+    if case == "unknown-host":
+        return "postgresql://ood-alice@db-host.invalid:5432/mlflow3_store", ""
     if case == "unknown-role":
         return postgres.uri("mlflow3_store", user="nobody_here"), "mlflow3_store"
     if case == "missing-database":
@@ -135,6 +138,7 @@ def prepare(postgres, case: str) -> tuple:
 
 @pytest.mark.parametrize("case,words", [
     ("unreachable", ["cannot be reached from this node", "127.0.0.1:1", "Connection refused"]),
+    ("unknown-host", ["name 'db-host.invalid' is unknown on this node"]),
     ("unknown-role", ["refused the login of nobody_here", "~/.pgpass", "chmod 600"]),
     ("missing-database", ["has no database 'no_such_database'"]),
     ("not-mlflow", ["holds tables but no MLflow store"]),
@@ -168,6 +172,16 @@ def test_schema_revision_rule(launch, site_config, postgres, pg_stores, store_ma
     fails_with(launch({"mlflow_tracking_uri": store, "mlflow_store_access": access}, pg_site(site_config, env_major)),
                *words)
     assert postgres.digest(database_name(store)) == before, "the store changed although the launch was refused"
+
+
+def test_a_server_that_never_answers_ends_the_job_in_time(launch, site_config, postgres):
+    """A server that takes the connection and then says nothing (a hung database service)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        typed = postgres.uri("mlflow3_store", port=silent.getsockname()[1])
+        fails_with(launch({"mlflow_tracking_uri": typed}, pg_site(site_config)), "cannot be reached from this node",
+                   "timeout")
 
 
 def everything_readable(top: Path) -> bytes:
