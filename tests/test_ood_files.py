@@ -133,6 +133,22 @@ def test_partition_limits_are_enforced_on_submit(tmp_path, site_config):
                                                 tmp_path, env)["script"]["native"]
 
 
+@pytest.mark.parametrize("typed", ["postgresql://alice:Hunter2@db/mlflow", "POSTGRESQL+psycopg2://alice:@db/mlflow",
+                                   "postgresql://alice@db/mlflow?sslmode=require&password=Hunter2",
+                                   " postgresql+psycopg://alice:p@ss@db:5432/mlflow"])
+def test_a_password_in_a_postgres_uri_is_refused_on_submit(tmp_path, typed):
+    with pytest.raises(RenderError) as error:
+        render_submit({"mlflow_tracking_uri": typed}, tmp_path)
+    assert "ERROR: the PostgreSQL tracking URI contains a password" in str(error.value)
+    assert "Hunter2" not in str(error.value) and "p@ss" not in str(error.value)
+
+
+def test_a_postgres_uri_without_password_is_submitted(tmp_path):
+    submit = render_submit({"mlflow_tracking_uri": "postgresql://alice@db.example.org:5432/mlflow?sslmode=require"},
+                           tmp_path)
+    assert submit["batch_connect"]["template"] == "basic"
+
+
 def test_submit_options(tmp_path):
     context = {"mlflow_num_cores": "2", "mlflow_memory_gb": "3", "mlflow_tracking_uri": "/x"}
     submit = render_submit(context, tmp_path)
