@@ -129,6 +129,12 @@ def prepare(postgres, case: str) -> tuple:
     if case == "empty":
         postgres.create_database("empty_database")
         return postgres.uri("empty_database"), "empty_database"
+    if case == "no-privileges":  # a store whose tables belong to another role, who granted nothing
+        postgres.make_store("foreign_store", "3")
+        postgres.sql("DO $$ DECLARE t record; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = "
+                     "'public' LOOP EXECUTE format('ALTER TABLE %I OWNER TO postgres', t.tablename); END LOOP; END $$",
+                     "foreign_store")
+        return postgres.uri("foreign_store"), "foreign_store"
     if case == "no-driver":
         return postgres.uri("mlflow3_store"), "mlflow3_store"
     if case == "missing-driver":
@@ -143,6 +149,7 @@ def prepare(postgres, case: str) -> tuple:
     ("missing-database", ["has no database 'no_such_database'"]),
     ("not-mlflow", ["holds tables but no MLflow store"]),
     ("empty", ["is empty", "does not create one", "Log a first run"]),
+    ("no-privileges", ["could not be read", "permission denied", "GRANT SELECT"]),
     ("no-driver", ["has no PostgreSQL driver", "psycopg[binary]", "psycopg2-binary"]),
     ("missing-driver", ["asks for the PostgreSQL driver psycopg2", "psycopg2-binary"]),
 ])

@@ -53,7 +53,8 @@ def inspect(target: PostgresTarget, driver: str) -> Contents:
         raise connection_error(target, error) from None
     try:
         cursor = connection.cursor()
-        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        # pg_tables lists every table, also those the user may not read (information_schema would hide them).
+        cursor.execute("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()")
         tables = frozenset(row[0] for row in cursor.fetchall())
         revisions = frozenset()
         if "alembic_version" in tables:
