@@ -9,6 +9,8 @@ from __future__ import annotations
 from .store_uri import DIRECTORY, directory_url
 
 APP_NAME = "ood-gate"
+GATE_APP = "ood_mlflow.gate_app:create_app"  # what the ood-gate entry point names (ood_mlflow-*.dist-info)
+HOST = "0.0.0.0"  # every address of the compute node: the portal's proxy connects from another host
 
 
 def workers_for(cpus: int) -> int:
@@ -28,7 +30,7 @@ def server_argv(backend_uri: str, artifact_root: str, port: int, prefix: str, cp
         "--backend-store-uri", backend_uri,
         "--default-artifact-root", directory_url(artifact_root),
         "--no-serve-artifacts",
-        "--host", "0.0.0.0",
+        "--host", HOST,
         "--port", str(port),
         "--workers", str(workers_for(cpus)),
         "--app-name", APP_NAME,

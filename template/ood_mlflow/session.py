@@ -61,6 +61,9 @@ class Plan:
     trusted_proxies: tuple = field(default=())
     artifact_roots: tuple = field(default=())
     ui_view: str = "machine_learning"  # what MLflow 3.x's UI shows first (settings.UI_VIEWS)
+    # How serve started MLflow (written by serve, for the card): one_import.ONE_IMPORT or CLI, and why.
+    server: str = ""
+    server_reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
