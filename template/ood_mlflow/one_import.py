@@ -92,11 +92,12 @@ class Adapter:
         ]
 
     def server_options(self, flags: ServerFlags, log_config: str = "") -> dict:
-        """The web server's settings: uvicorn.Config's keywords, or the gunicorn flags the CLI would give
-        (bind, workers, app) for werkzeug's server. One worker: this process."""
+        """The web server's settings: uvicorn.run()'s keywords as `python -m uvicorn` passes them for the CLI's
+        flags, or the gunicorn flags the CLI would give (bind, workers, app) for werkzeug's server.
+        One worker: this process."""
         if self.server == "uvicorn":
             return {"app": flags.app, "factory": True, "host": flags.host, "port": flags.port, "workers": 1,
-                    "log_config": log_config}
+                    "log_config": log_config, "app_dir": "", "headers": []}  # the last two: uvicorn's CLI defaults
         return {"bind": f"{flags.host}:{flags.port}", "workers": 1, "app": flags.app + "()"}
 
 

@@ -43,7 +43,7 @@ def run(adapter: Adapter, options: dict) -> None:
     if adapter.server == "uvicorn":
         import uvicorn
 
-        uvicorn.Server(uvicorn.Config(**options)).run()
+        uvicorn.run(**options)  # what `python -m uvicorn` runs with the CLI's flags
         return
     serve_wsgi(options)
 
