@@ -15,7 +15,7 @@ import pytest
 
 from devportal.client import SessionClient
 from devportal.jobs import output_lines
-from devportal.testbed import MLFLOW_VENVS
+from devportal.testbed import FORCE_CLI_SETUP
 
 
 def server_path(job) -> tuple:
@@ -85,8 +85,7 @@ def test_session_serves_owner_and_refuses_everyone_else(launch, site_config, sto
 @pytest.mark.parametrize("major,processes", [("3", 2), ("2", 3)])
 def test_the_environment_can_force_the_mlflow_server_cli(launch, site_config, stores, major, processes):
     """OOD_MLFLOW_SERVER=cli in an environment's setup: the fallback an unproven MLflow gets, named on the card."""
-    setup = f"source {MLFLOW_VENVS[major]}/bin/activate\nexport OOD_MLFLOW_SERVER=cli\n"
-    env = site_config(major, proxy="node", environments=[{"label": f"MLflow {major}.x via the CLI", "setup": setup}])
+    env = site_config(major, FORCE_CLI_SETUP, proxy="node")
     job = launch({"mlflow_tracking_uri": stores("sqlite", major)}, env)
     info = job.wait_running(timeout=150)
     client = SessionClient(info)
