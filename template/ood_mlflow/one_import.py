@@ -59,6 +59,7 @@ class Adapter:
     name: str
     versions: tuple  # the (major, minor) versions the test matrix proves
     server: str  # how this process serves the app: "uvicorn" (ASGI, as the CLI) or "werkzeug" (WSGI)
+    cli_variables: tuple  # environment variables the CLI reads as settings: set in the job, they need the CLI
 
     def environment(self, flags: ServerFlags, boot_id: str) -> dict:
         """The variables the CLI sets for its web server (in its own environment or the child's)."""
@@ -101,8 +102,15 @@ class Adapter:
         return {"bind": f"{flags.host}:{flags.port}", "workers": 1, "app": flags.app + "()"}
 
 
-MLFLOW_3 = Adapter("MLflow 3.17", ((3, 17),), "uvicorn")
-MLFLOW_2 = Adapter("MLflow 2.22", ((2, 22),), "werkzeug")
+_CLI_VARIABLES_2 = ("MLFLOW_ARTIFACTS_DESTINATION", "MLFLOW_ARTIFACTS_ONLY", "MLFLOW_BACKEND_STORE_URI",
+                    "MLFLOW_DEFAULT_ARTIFACT_ROOT", "MLFLOW_EXPOSE_PROMETHEUS", "MLFLOW_GUNICORN_OPTS", "MLFLOW_HOST",
+                    "MLFLOW_PORT", "MLFLOW_REGISTRY_STORE_URI", "MLFLOW_SERVE_ARTIFACTS", "MLFLOW_STATIC_PREFIX",
+                    "MLFLOW_WORKERS")
+MLFLOW_3 = Adapter("MLflow 3.17", ((3, 17),), "uvicorn", _CLI_VARIABLES_2 + (
+    "MLFLOW_READ_REPLICA_BACKEND_STORE_URI", "MLFLOW_SERVER_ALLOWED_HOSTS", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS",
+    "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "MLFLOW_SERVER_X_FRAME_OPTIONS", "MLFLOW_TRACE_ARCHIVAL_CONFIG",
+    "MLFLOW_UVICORN_OPTS", "MLFLOW_WORKSPACE_STORE_URI", "MLFLOW_ENABLE_WORKSPACES"))
+MLFLOW_2 = Adapter("MLflow 2.22", ((2, 22),), "werkzeug", _CLI_VARIABLES_2)
 ADAPTERS = (MLFLOW_2, MLFLOW_3)
 
 
@@ -125,7 +133,12 @@ def choose(mlflow_version: str, environ: dict, workers: int = 1) -> Choice:
         return Choice(CLI, None, f"{workers} web workers for this many cores (the one-import server is one)")
     found = major_minor(mlflow_version)
     for adapter in ADAPTERS:
-        if found in adapter.versions:
-            return Choice(ONE_IMPORT, adapter, f"{adapter.name} is proven for it")
+        if found not in adapter.versions:
+            continue
+        settings = [name for name in adapter.cli_variables if environ.get(name)]
+        if settings:
+            return Choice(CLI, None, f"the software environment sets {', '.join(settings)}, which the mlflow server "
+                                     f"CLI reads")
+        return Choice(ONE_IMPORT, adapter, f"{adapter.name} is proven for it")
     return Choice(CLI, None, f"MLflow {mlflow_version} is not among the versions the one-import server is "
                              f"proven on ({proven_versions()})")

@@ -9,8 +9,9 @@ server_command.server_argv gives and the environment server_environment gives,
 up to the moment it would start its web server (MLflow's _exec_cmd is replaced
 by a recorder), and prints what that web server would get: the environment it
 inherits (this process's, as the CLI changed it, plus the CLI's extra_env), the
-set-up calls the CLI made, and the web server's settings parsed by the web
-server's own command-line parser.
+set-up calls the CLI made, the web server's settings parsed by the web
+server's own command-line parser, and the environment variables the `server`
+command reads as its options.
 
 adapter: does the same session's one_import adapter set-up for real
 (serve_in_process.prepare) and prints the same three things.
@@ -91,8 +92,11 @@ def cli(flags, base: dict) -> dict:
     with Calls() as calls:
         mlflow_cli.main(args=argv, prog_name="mlflow", standalone_mode=False)
     inherited = dict(started["environ"], **started["extra_env"])
+    from mlflow.cli import server
+
     return {"environment": environment_changes(base, inherited), "calls": calls.seen,
-            "server": parse_server_command(started["command"])}
+            "server": parse_server_command(started["command"]),
+            "variables": sorted(p.envvar for p in server.params if p.envvar)}
 
 
 def parse_server_command(command: list) -> dict:

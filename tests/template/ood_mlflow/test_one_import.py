@@ -41,6 +41,14 @@ def test_the_environment_can_force_the_cli():
     assert choose("3.17.2", {FORCE_VARIABLE: "auto"}).path == ONE_IMPORT
 
 
+@pytest.mark.parametrize("name", ["MLFLOW_STATIC_PREFIX", "MLFLOW_UVICORN_OPTS", "MLFLOW_ENABLE_WORKSPACES"])
+def test_a_setting_only_the_cli_reads_gets_the_cli(name):
+    choice = choose("3.17.2", {name: "x"})
+    assert choice.path == CLI and name in choice.reason
+    assert choose("2.22.5", {"MLFLOW_GUNICORN_OPTS": "--timeout 60"}).path == CLI
+    assert choose("3.17.2", {name: ""}).path == ONE_IMPORT
+
+
 def test_the_gate_entry_point_is_the_one_staged():
     entry_points = (TOP / "template/ood_mlflow-0.2.0.dist-info/entry_points.txt").read_text()
     assert f"{APP_NAME} = {GATE_APP}" in entry_points
@@ -86,4 +94,5 @@ def test_the_adapter_hands_over_what_the_cli_does(tmp_path, major, adapter, sess
     assert ours["calls"] == cli["calls"]
     assert [name for name, _ in cli["calls"]][0] == "mlflow.server.handlers:initialize_backend_stores"
     assert ours["server"] == cli["server"]
+    assert set(cli["variables"]) <= set(adapter.cli_variables), "the CLI reads settings the adapter does not know"
     assert cli["server"]["workers"] == 1 and cli["server"]["app"].startswith(GATE_APP)
