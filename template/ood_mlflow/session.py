@@ -10,7 +10,8 @@ helpers (ood_mlflow.__main__ lists them):
   ready      (after.sh)   waits until the UI answers through the gate.
 
 The Plan file is the one channel from preflight to the later steps and to the
-session card (info.html.erb reads the same file, by the same name).
+session card (info.html.erb reads the same file, by the same name); serve adds
+to it how it started MLflow.
 """
 
 from __future__ import annotations
