@@ -130,7 +130,8 @@ def choose(mlflow_version: str, environ: dict, workers: int = 1) -> Choice:
     if environ.get(FORCE_VARIABLE, "").strip().lower() == CLI:
         return Choice(CLI, None, f"{FORCE_VARIABLE}=cli is set in the software environment")
     if workers > 1:
-        return Choice(CLI, None, f"{workers} web workers for this many cores (the one-import server is one)")
+        return Choice(CLI, None, f"{workers} web workers for the cores asked for; the one-import server is one "
+                                 f"process")
     found = major_minor(mlflow_version)
     for adapter in ADAPTERS:
         if found not in adapter.versions:

@@ -49,6 +49,12 @@ def test_a_setting_only_the_cli_reads_gets_the_cli(name):
     assert choose("3.17.2", {name: ""}).path == ONE_IMPORT
 
 
+def test_more_than_one_worker_gets_the_cli():
+    choice = choose("3.17.2", {}, workers=2)
+    assert choice.path == CLI and "2 web workers" in choice.reason
+    assert choose("3.17.2", {}, workers=1).path == ONE_IMPORT
+
+
 def test_the_gate_entry_point_is_the_one_staged():
     entry_points = (TOP / "template/ood_mlflow-0.2.0.dist-info/entry_points.txt").read_text()
     assert f"{APP_NAME} = {GATE_APP}" in entry_points
