@@ -115,16 +115,18 @@ def timed(proxy, method, path, body, count) -> list:
     return times
 
 
-def concurrent_batch(proxy, body, count) -> float:
-    """Wall-clock ms for `count` runs searches sent at once, as the UI sends several when a page opens."""
+def concurrent_batch(proxy, body, count) -> tuple:
+    """(wall-clock ms, answers other than 200) for `count` runs searches sent at once, as the UI sends
+    several when a page opens. Counted, not asserted: MLflow 3.17's runs search re-imports
+    mlflow.server.auth on every call (it fails without Flask-WTF), and a thread that comes in during
+    another's import can get a 500 (AttributeError: ... no attribute 'auth_config'), on every path."""
     from concurrent.futures import ThreadPoolExecutor
 
     start = time.perf_counter()
     with ThreadPoolExecutor(count) as pool:
         statuses = list(pool.map(lambda _: proxy.call("POST", "/ajax-api/2.0/mlflow/runs/search", body)[0],
                                  range(count)))
-    assert statuses == [200] * count, statuses
-    return (time.perf_counter() - start) * 1000
+    return (time.perf_counter() - start) * 1000, sum(status != 200 for status in statuses)
 
 
 def measure(label, app_root, store, env, apache, requests, access="write", concurrency=4) -> dict:
@@ -149,12 +151,13 @@ def measure(label, app_root, store, env, apache, requests, access="write", concu
         processes = process_rss_mb(job)
         get = timed(proxy, "GET", "/ajax-api/2.0/mlflow/experiments/search?max_results=25", None, requests)
         post = timed(proxy, "POST", "/ajax-api/2.0/mlflow/runs/search", search, requests)
-        batches = [concurrent_batch(proxy, search, concurrency) for _ in range(3)] if concurrency else [0.0]
+        batches = [concurrent_batch(proxy, search, concurrency) for _ in range(3)] if concurrency else [(0.0, 0)]
         after = process_rss_mb(job)
         return {"card_s": card, "ui_s": ui, "rss_mb": sum(r for r, _ in processes), "processes": processes,
                 "rss_after_requests_mb": sum(r for r, _ in after),
                 "get_ms": percentiles(get), "post_ms": percentiles(post), "get_ms_samples": get,
-                "post_ms_samples": post, "concurrent_ms": statistics.median(batches)}
+                "post_ms_samples": post, "concurrent_ms": statistics.median(ms for ms, _ in batches),
+                "concurrent_failed": sum(failed for _, failed in batches)}
     finally:
         job.cancel()
 
@@ -240,6 +243,11 @@ def table(results: dict, floor: float) -> str:
             lines.append(f"| {store} | **{name}** | **{ratio['card_s']:.2f}** | {ratio['ui_s']:.2f} | | "
                          f"**{ratio['rss_mb']:.2f}** | **{ratio['get_median']:.2f}** | **{ratio['post_median']:.2f}** "
                          f"| {ratio['concurrent']:.2f} |")
+    failed = {f"{store}, {label}": sum(r["concurrent_failed"] for r in runs[label]["launches"])
+              for store, runs in results["stores"].items() for label in runs if label != "ratios"}
+    if any(failed.values()):
+        lines += ["", "Runs searches sent at once that failed: " + ", ".join(
+            f"{name}: {count}" for name, count in failed.items() if count)]
     lines += ["", "Targets: one-import card / floor <= 1.2, one-import / CLI RSS <= 0.55 and request medians "
                   "<= 1.05; app / naive card <= 0.5, RSS <= 0.3."]
     return "\n".join(lines)
