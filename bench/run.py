@@ -7,16 +7,19 @@ It also converts a directory store (--convert-runs, default 10,000) with the
 app's "Convert to SQLite" and reports the conversion's time and runs/search
 through the proxy on the directory and on the converted file.
 
-For each store, each launch is staged and run through the portal emulation
-(devportal) as the session's owner, on the same machine, one after the
-other, and measured:
+For each store three launches are compared: the naive one, the app's
+one-import server (MLflow's web app in the job's own process) and the app
+through the `mlflow server` CLI (its fallback, forced with OOD_MLFLOW_SERVER=cli
+in the software environment). Each launch is staged and run through the portal
+emulation (devportal) as the session's owner, on the same machine, one after
+the other, and measured:
   card     seconds from the job's start to connection.yml (the card turns Running)
   ui       seconds from the job's start to the first runs search answered through the proxy
   rss      total RSS of the job's processes once ready (MB)
   GET/POST median and p95 ms of experiments/search and runs/search through the
            OOD-like Apache proxy, logged in where a login exists
-With --repeat N every launch is made N times, alternating naive and app; start
-times and RSS are the medians, request times are pooled.
+With --repeat N every launch is made N times, in turn; start times and RSS are
+the medians, request times are pooled.
 The floor is `python -c "import mlflow.server"` in the same environment; start
 times are also given as a ratio to it. Prints a Markdown table and writes JSON.
 """
@@ -39,9 +42,11 @@ from devportal.apache import OodApache
 from devportal.ports import free_port
 from devportal.jobs import LocalJob
 from devportal.ood import APP_ROOT, stage
-from devportal.testbed import OWNER, mlflow_python, write_site_config
+from devportal.testbed import FORCE_CLI_SETUP, OWNER, mlflow_python, write_site_config
 
 NAIVE_TEMPLATE = Path(__file__).resolve().parent / "naive_app" / "template"
+LAUNCHES = ("naive", "one-import", "cli")  # the naive launch, the app's two server paths
+TWO_WORKERS = "cli, 2 workers"  # --workers-check: the CLI as a 4-core session runs it (SLURM_CPUS_PER_TASK=4)
 
 
 def naive_app_root(work: Path) -> Path:
@@ -110,7 +115,21 @@ def timed(proxy, method, path, body, count) -> list:
     return times
 
 
-def measure(label, app_root, store, env, apache, requests, access="write") -> dict:
+def concurrent_batch(proxy, body, count) -> tuple:
+    """(wall-clock ms, answers other than 200) for `count` runs searches sent at once, as the UI sends
+    several when a page opens. Counted, not asserted: MLflow 3.17's runs search re-imports
+    mlflow.server.auth on every call (it fails without Flask-WTF), and a thread that comes in during
+    another's import can get a 500 (AttributeError: ... no attribute 'auth_config'), on every path."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        statuses = list(pool.map(lambda _: proxy.call("POST", "/ajax-api/2.0/mlflow/runs/search", body)[0],
+                                 range(count)))
+    return (time.perf_counter() - start) * 1000, sum(status != 200 for status in statuses)
+
+
+def measure(label, app_root, store, env, apache, requests, access="write", concurrency=4) -> dict:
     session = stage({"mlflow_tracking_uri": store, "mlflow_store_access": access}, user=OWNER, env=env,
                     app_root=app_root)
     job = LocalJob(session).start()
@@ -118,7 +137,7 @@ def measure(label, app_root, store, env, apache, requests, access="write") -> di
         info = job.wait_running(timeout=900)
         card = time.monotonic() - job.started
         proxy = Proxy(apache, info)
-        if label == "app":
+        if label != "naive":
             _, cookie, _ = proxy.call("POST", "/login", f"password={info['password']}")
             proxy.cookie = cookie.split(";")[0]
         experiments = json.loads(proxy.call("GET", "/ajax-api/2.0/mlflow/experiments/search?max_results=50")[2])
@@ -132,22 +151,24 @@ def measure(label, app_root, store, env, apache, requests, access="write") -> di
         processes = process_rss_mb(job)
         get = timed(proxy, "GET", "/ajax-api/2.0/mlflow/experiments/search?max_results=25", None, requests)
         post = timed(proxy, "POST", "/ajax-api/2.0/mlflow/runs/search", search, requests)
+        batches = [concurrent_batch(proxy, search, concurrency) for _ in range(3)] if concurrency else [(0.0, 0)]
         after = process_rss_mb(job)
         return {"card_s": card, "ui_s": ui, "rss_mb": sum(r for r, _ in processes), "processes": processes,
                 "rss_after_requests_mb": sum(r for r, _ in after),
                 "get_ms": percentiles(get), "post_ms": percentiles(post), "get_ms_samples": get,
-                "post_ms_samples": post}
+                "post_ms_samples": post, "concurrent_ms": statistics.median(ms for ms, _ in batches),
+                "concurrent_failed": sum(failed for _, failed in batches)}
     finally:
         job.cancel()
 
 
 def conversion(store: str, env, apache, requests) -> dict:
     """The app on a directory store, then converting it and serving the SQLite file (removed afterwards)."""
-    directory = measure("app", APP_ROOT, store, env, apache, requests)
+    directory = measure("one-import", APP_ROOT, store, env, apache, requests)
     converted = Path(store + ".db")
     converted.unlink(missing_ok=True)
     try:
-        after = measure("app", APP_ROOT, store, env, apache, requests, access="convert")
+        after = measure("one-import", APP_ROOT, store, env, apache, requests, access="convert")
     finally:
         converted.unlink(missing_ok=True)
     return {"directory": directory, "converted": after}
@@ -166,7 +187,7 @@ def conversion_table(name: str, result: dict) -> str:
 def combine(runs: list) -> dict:
     """Medians of the launches' start times and RSS; request times pooled over all launches."""
     merged = {key: statistics.median(r[key] for r in runs) for key in ("card_s", "ui_s", "rss_mb",
-                                                                        "rss_after_requests_mb")}
+                                                                        "rss_after_requests_mb", "concurrent_ms")}
     for key in ("get_ms", "post_ms"):
         merged[key] = percentiles([t for r in runs for t in r[key + "_samples"]])
     merged["launches"] = [{k: v for k, v in r.items() if not k.endswith("_samples")} for r in runs]
@@ -178,13 +199,29 @@ def percentiles(samples) -> dict:
     return {"median": statistics.median(ordered), "p95": ordered[max(0, round(0.95 * len(ordered)) - 1)]}
 
 
-def import_floor(major: str) -> float:
+def import_floor(major: str, samples: int = 5) -> float:
+    """The median of `samples` imports of mlflow.server as the sessions' owner (one sample is noisy)."""
     python = str(mlflow_python(major))
     subprocess.run([python, "-c", "import mlflow.server"], check=True, capture_output=True)  # warm the cache
-    start = time.perf_counter()
-    subprocess.run(["runuser", "-u", OWNER, "--", python, "-c", "import mlflow.server"], check=True,
-                   capture_output=True)
-    return time.perf_counter() - start
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        subprocess.run(["runuser", "-u", OWNER, "--", python, "-c", "import mlflow.server"], check=True,
+                       capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ratios(launch: dict, base: dict) -> dict:
+    return {"card_s": launch["card_s"] / base["card_s"], "ui_s": launch["ui_s"] / base["ui_s"],
+            "rss_mb": launch["rss_mb"] / base["rss_mb"],
+            "get_median": launch["get_ms"]["median"] / base["get_ms"]["median"],
+            "post_median": launch["post_ms"]["median"] / base["post_ms"]["median"],
+            "concurrent": launch["concurrent_ms"] / base["concurrent_ms"] if base["concurrent_ms"] else 0.0}
+
+
+RATIOS = (("one-import / naive", "one-import", "naive"), ("CLI / naive", "cli", "naive"),
+          ("one-import / CLI", "one-import", "cli"))
 
 
 def table(results: dict, floor: float) -> str:
@@ -192,19 +229,27 @@ def table(results: dict, floor: float) -> str:
         f"MLflow {results['mlflow']}, {results['machine']}, {results['repeat']} launches of each kind per store, "
         f"{results['requests']} requests each; floor `import mlflow.server` = {floor:.2f} s",
         "",
-        "| store | launch | card (s) | UI (s) | card / floor | RSS (MB) | GET median / p95 (ms) | POST median / p95 (ms) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| store | launch | card (s) | UI (s) | card / floor | RSS (MB) | GET median / p95 (ms) | POST median / p95 (ms) "
+        f"| {results['concurrency']} POSTs at once (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for store, pair in results["stores"].items():
-        for label in ("naive", "app"):
-            r = pair[label]
-            lines.append(f"| {store} | {label} | {r['card_s']:.1f} | {r['ui_s']:.1f} | {r['card_s'] / floor:.1f} | "
+    for store, runs in results["stores"].items():
+        for label in [label for label in runs if label != "ratios"]:
+            r = runs[label]
+            lines.append(f"| {store} | {label} | {r['card_s']:.1f} | {r['ui_s']:.1f} | {r['card_s'] / floor:.2f} | "
                          f"{r['rss_mb']:.0f} | {r['get_ms']['median']:.1f} / {r['get_ms']['p95']:.1f} | "
-                         f"{r['post_ms']['median']:.1f} / {r['post_ms']['p95']:.1f} |")
-        ratio = pair["ratio"]
-        lines.append(f"| {store} | **app / naive** | **{ratio['card_s']:.2f}** | {ratio['ui_s']:.2f} | | "
-                     f"**{ratio['rss_mb']:.2f}** | **{ratio['get_median']:.2f}** | **{ratio['post_median']:.2f}** |")
-    lines += ["", "Targets: card <= 0.5, RSS <= 0.3, request medians <= 1.05 (app / naive)."]
+                         f"{r['post_ms']['median']:.1f} / {r['post_ms']['p95']:.1f} | {r['concurrent_ms']:.0f} |")
+        for name, ratio in runs["ratios"].items():
+            lines.append(f"| {store} | **{name}** | **{ratio['card_s']:.2f}** | {ratio['ui_s']:.2f} | | "
+                         f"**{ratio['rss_mb']:.2f}** | **{ratio['get_median']:.2f}** | **{ratio['post_median']:.2f}** "
+                         f"| {ratio['concurrent']:.2f} |")
+    failed = {f"{store}, {label}": sum(r["concurrent_failed"] for r in runs[label]["launches"])
+              for store, runs in results["stores"].items() for label in runs if label != "ratios"}
+    if any(failed.values()):
+        lines += ["", "Runs searches sent at once that failed: " + ", ".join(
+            f"{name}: {count}" for name, count in failed.items() if count)]
+    lines += ["", "Targets: one-import card / floor <= 1.2, one-import / CLI RSS <= 0.55 and request medians "
+                  "<= 1.05; app / naive card <= 0.5, RSS <= 0.3."]
     return "\n".join(lines)
 
 
@@ -216,6 +261,9 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3, help="launches of each kind per store")
     parser.add_argument("--mlflow", choices=["3", "2"], default="3")
+    parser.add_argument("--concurrency", type=int, default=4, help="runs searches sent at once (0: none)")
+    parser.add_argument("--workers-check", action="store_true",
+                        help=f"also launch '{TWO_WORKERS}', to compare with the one-import server's one process")
     parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results.json"))
     args = parser.parse_args(argv)
 
@@ -224,25 +272,31 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="ood-mlflow-bench-"))
     work.chmod(0o755)
     env = write_site_config(work / "site.yml", args.mlflow, start_timeout=900)
+    cli_env = write_site_config(work / "site-cli.yml", args.mlflow, FORCE_CLI_SETUP, start_timeout=900)
+    two_workers_env = write_site_config(work / "site-cli-4-cores.yml", args.mlflow,
+                                        FORCE_CLI_SETUP + "export SLURM_CPUS_PER_TASK=4\n", start_timeout=900)
     naive = naive_app_root(work)
     floor = import_floor(args.mlflow)
     version = subprocess.run([str(mlflow_python(args.mlflow)), "-c", "import mlflow; print(mlflow.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     results = {"mlflow": version, "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-               "floor_s": floor, "requests": args.requests, "repeat": args.repeat, "stores": {}}
+               "floor_s": floor, "requests": args.requests, "repeat": args.repeat, "concurrency": args.concurrency,
+               "stores": {}}
     with OodApache(work / "apache", free_port()) as apache:
+        launches = {"naive": (naive, env), "one-import": (APP_ROOT, env), "cli": (APP_ROOT, cli_env),
+                    TWO_WORKERS: (APP_ROOT, two_workers_env)}
+        labels = LAUNCHES + ((TWO_WORKERS,) if args.workers_check else ())
+        pairs = RATIOS + ((f"{TWO_WORKERS} / one-import", TWO_WORKERS, "one-import"),) if args.workers_check else RATIOS
         for name, store in stores.items():
-            samples = {"naive": [], "app": []}
+            samples = {label: [] for label in labels}
             for _ in range(args.repeat):
-                for label, root in (("naive", naive), ("app", APP_ROOT)):
-                    samples[label].append(measure(label, root, store, env, apache, args.requests))
-            pair = {label: combine(runs) for label, runs in samples.items()}
-            app, base = pair["app"], pair["naive"]
-            pair["ratio"] = {"card_s": app["card_s"] / base["card_s"], "ui_s": app["ui_s"] / base["ui_s"],
-                             "rss_mb": app["rss_mb"] / base["rss_mb"],
-                             "get_median": app["get_ms"]["median"] / base["get_ms"]["median"],
-                             "post_median": app["post_ms"]["median"] / base["post_ms"]["median"]}
-            results["stores"][name] = pair
+                for label in labels:
+                    root, site = launches[label]
+                    samples[label].append(measure(label, root, store, site, apache, args.requests,
+                                                  concurrency=args.concurrency))
+            runs = {label: combine(found) for label, found in samples.items()}
+            runs["ratios"] = {name: ratios(runs[a], runs[b]) for name, a, b in pairs}
+            results["stores"][name] = runs
         if args.convert_runs:
             results["conversion"] = conversion(make("file", args.convert_runs, args.mlflow), env, apache,
                                                args.requests)

@@ -26,11 +26,16 @@ def mlflow_python(major: str) -> Path:
     return python
 
 
-def write_site_config(path: Path, major: str = "3", **overrides) -> dict:
-    """A site.yml whose environment activates the test venv of MLflow `major`; returns the dashboard env."""
+# In an environment's setup: serve through the `mlflow server` CLI, the path an unproven MLflow gets.
+FORCE_CLI_SETUP = "export OOD_MLFLOW_SERVER=cli\n"
+
+
+def write_site_config(path: Path, major: str = "3", extra_setup: str = "", **overrides) -> dict:
+    """A site.yml whose environment activates the test venv of MLflow `major` (then runs `extra_setup`);
+    returns the dashboard env."""
     config = {
         "environments": [{"label": f"MLflow {major}.x (test venv)",
-                          "setup": f"source {MLFLOW_VENVS[major]}/bin/activate\n"}],
+                          "setup": f"source {MLFLOW_VENVS[major]}/bin/activate\n{extra_setup}"}],
         "proxy": "rnode",
         "start_timeout": 120,
         "examples": {"project": "project_2001234", "store": "/scratch/project_2001234/mlruns"},  # the model site

@@ -32,8 +32,9 @@ def users():
 
 @pytest.fixture
 def site_config(tmp_path):
-    def make(major: str = "3", **overrides) -> dict:
-        return write_site_config(tmp_path / f"site-{major}-{len(list(tmp_path.glob('site-*')))}.yml", major, **overrides)
+    def make(major: str = "3", extra_setup: str = "", **overrides) -> dict:
+        return write_site_config(tmp_path / f"site-{major}-{len(list(tmp_path.glob('site-*')))}.yml", major,
+                                 extra_setup, **overrides)
     return make
 
 

@@ -7,10 +7,32 @@ Host and Origin the OOD proxy produces (devportal/client.py).
 
 from __future__ import annotations
 
+import html
+import json
+import os
+
 import pytest
 
 from devportal.client import SessionClient
 from devportal.jobs import output_lines
+from devportal.testbed import FORCE_CLI_SETUP
+
+
+def server_path(job) -> tuple:
+    """(the path the Plan records, what the card says, the job's Python processes)."""
+    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    card = html.unescape(job.session.render_info())
+    card_line = next(line for line in card.splitlines() if "mlflow-session-server" in line)
+    pythons = []
+    for pid in job.leftover_pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                command = fh.read().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if os.path.basename(command).startswith("python"):
+            pythons.append(pid)
+    return plan["server"], card_line, pythons
 
 
 @pytest.mark.parametrize("kind,major,proxy,dex", [
@@ -48,8 +70,34 @@ def test_session_serves_owner_and_refuses_everyone_else(launch, site_config, sto
     forged.cookie = client.cookie.split("=")[0] + "=forged"
     assert forged.request("GET", "/")[0] == 403
 
+    path, card, pythons = server_path(job)
+    assert path == "one-import" and "one-import" in card, card
+    assert len(output_lines(job.session, "Starting: the one-import server")) == 1
+    assert len(pythons) == 1, "the one-import server runs in one process"
+
     session = job.session
     assert info["password"] not in session.output(), "the secret leaked into output.log"
     assert info["password"] not in (session.staged_root / "job_script_content.sh").read_text()
     assert session.connection_file.stat().st_mode & 0o777 == 0o600
     assert not output_lines(session, "ERROR:")
+
+
+@pytest.mark.parametrize("major,processes", [("3", 2), ("2", 3)])
+def test_the_environment_can_force_the_mlflow_server_cli(launch, site_config, stores, major, processes):
+    """OOD_MLFLOW_SERVER=cli in an environment's setup: the fallback an unproven MLflow gets, named on the card."""
+    env = site_config(major, FORCE_CLI_SETUP, proxy="node")
+    job = launch({"mlflow_tracking_uri": stores("sqlite", major)}, env)
+    info = job.wait_running(timeout=150)
+    client = SessionClient(info)
+    assert client.request("GET", "/")[0] == 401
+    client.login()
+    assert client.run_names() == ["run-00000", "run-00001", "run-00002"]
+
+    path, card, pythons = server_path(job)
+    assert path == "cli" and "the mlflow server CLI" in card and "OOD_MLFLOW_SERVER=cli" in card, card
+    started = output_lines(job.session, "Starting: the mlflow server CLI (OOD_MLFLOW_SERVER=cli")
+    assert len(started) == 1 and "--app-name ood-gate" in started[0]
+    # The CLI stays resident beside its web server (uvicorn; gunicorn's master and worker on 2.x).
+    assert len(pythons) == processes
+    assert info["password"] not in job.session.output()
+    assert not output_lines(job.session, "ERROR:")

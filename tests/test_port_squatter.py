@@ -1,10 +1,12 @@
 """Another user takes the session's port before MLflow binds it.
 
-The port is on `mlflow server`'s command line, which every user on the node can
-read in /proc, for the seconds MLflow takes to import before it binds. The
-squatter below (run as OTHER) waits for that command line, binds the port first
-and keeps every byte it is sent. The session must end with one ERROR line and
-never send the squatter its secret (the readiness check POSTs it to /login).
+On the `mlflow server` CLI path the port is on the command line, which every
+user on the node can read in /proc, for the seconds MLflow takes to import
+before it binds (the one-import server puts it on no command line, so this test
+forces the CLI). The squatter below (run as OTHER) waits for that command line,
+binds the port first and keeps every byte it is sent. The session must end with
+one ERROR line and never send the squatter its secret (the readiness check
+POSTs it to /login).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from devportal.jobs import output_lines
 from devportal.ood import as_user
-from devportal.testbed import OTHER, OWNER, make_store
+from devportal.testbed import FORCE_CLI_SETUP, OTHER, OWNER, make_store
 
 # argv: a string unique to the victim's MLflow command line, a directory to write to.
 SQUATTER = r"""
@@ -81,7 +83,7 @@ def test_a_squatted_port_ends_the_job_without_sending_the_secret(launch, site_co
             assert squatter.poll() is None and time.monotonic() < deadline, "the squatter did not start"
             time.sleep(0.05)
 
-        job = launch({"mlflow_tracking_uri": store}, site_config("3"))
+        job = launch({"mlflow_tracking_uri": store}, site_config("3", FORCE_CLI_SETUP))
         elapsed = job.wait_finished(timeout=60)
         session = job.session
         assert (out / "bound").exists(), f"the squatter never held the port (it lost the race?):\n{session.output()}"

@@ -1,7 +1,8 @@
 """The login gate as an `mlflow.app` plugin: `mlflow server --app-name ood-gate`.
 
-MLflow's CLI does all the store, artifact and prefix setup and then starts its
-web server on this module's `create_app`, the way its own basic-auth plugin is
+MLflow's CLI (or, in one process, serve_in_process.py doing what the CLI
+would) does all the store, artifact and prefix setup and then starts its web
+server on this module's `create_app`, the way its own basic-auth plugin is
 wired (mlflow/server/auth). The entry point is declared by the
 `ood_mlflow-*.dist-info` directory staged beside this package, so nothing has
 to be installed into the user's MLflow environment.

@@ -90,7 +90,7 @@ def ours_listening(port: int) -> bool:
     """True once the port listens and every socket listening on it is this user's.
 
     The secret goes only to our own server: another user on the node could bind
-    the port before MLflow does (ps shows it on MLflow's command line)."""
+    the port before MLflow does (on the CLI path ps shows it on MLflow's command line)."""
     uids = listener_uids(port)
     foreign = uids - {os.getuid()}
     if foreign:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from .store_uri import DIRECTORY, directory_url
 
 APP_NAME = "ood-gate"
+GATE_APP = "ood_mlflow.gate_app:create_app"  # what the ood-gate entry point names (ood_mlflow-*.dist-info)
+HOST = "0.0.0.0"  # every address of the compute node: the portal's proxy connects from another host
 
 
 def workers_for(cpus: int) -> int:
@@ -30,7 +32,7 @@ def server_argv(backend_uri: str, artifact_root: str, port: int, prefix: str, cp
         "server",
         "--default-artifact-root", directory_url(artifact_root),
         "--no-serve-artifacts",
-        "--host", "0.0.0.0",
+        "--host", HOST,
         "--port", str(port),
         "--workers", str(workers_for(cpus)),
         "--app-name", APP_NAME,
@@ -44,7 +46,6 @@ def server_argv(backend_uri: str, artifact_root: str, port: int, prefix: str, cp
 
 def server_environment(store_kind: str, backend_uri: str = "") -> dict:
     env = {
-        "MLFLOW_BACKEND_STORE_URI": backend_uri,
         # A UI session needs no background job runner (8 more processes on 3.x).
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         # Compute nodes are offline; do not try to phone home.
@@ -54,6 +55,8 @@ def server_environment(store_kind: str, backend_uri: str = "") -> dict:
         # peer from the gate, which checks it (trusted_proxies, local owner).
         "FORWARDED_ALLOW_IPS": "",
     }
+    if backend_uri:
+        env["MLFLOW_BACKEND_STORE_URI"] = backend_uri
     if store_kind == DIRECTORY:
         # MLflow 3.13+ refuses directory stores without this opt-in.
         env["MLFLOW_ALLOW_FILE_STORE"] = "true"

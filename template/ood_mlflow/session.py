@@ -10,7 +10,8 @@ helpers (ood_mlflow.__main__ lists them):
   ready      (after.sh)   waits until the UI answers through the gate.
 
 The Plan file is the one channel from preflight to the later steps and to the
-session card (info.html.erb reads the same file, by the same name).
+session card (info.html.erb reads the same file, by the same name); serve adds
+to it how it started MLflow.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Plan:
     trusted_proxies: tuple = field(default=())
     artifact_roots: tuple = field(default=())
     ui_view: str = "machine_learning"  # what MLflow 3.x's UI shows first (settings.UI_VIEWS)
+    # How serve started MLflow (written by serve, for the card): one_import.ONE_IMPORT or CLI, and why.
+    server: str = ""
+    server_reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,5 +18,6 @@ def test_the_plugin_metadata_carries_the_packages_version():
 def test_the_version_file_and_the_changelog_name_the_same_release():
     top = TEMPLATE.parent
     assert (top / "VERSION").read_text().strip() == ood_mlflow.__version__
-    releases = [line for line in (top / "CHANGELOG.md").read_text().splitlines() if line.startswith("## [")]
+    releases = [line for line in (top / "CHANGELOG.md").read_text().splitlines()
+                if line.startswith("## [") and line != "## [Unreleased]"]  # Keep a Changelog's pending section
     assert releases[0].startswith(f"## [{ood_mlflow.__version__}] - "), releases[:2]
