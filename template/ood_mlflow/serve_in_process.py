@@ -49,7 +49,11 @@ def run(adapter: Adapter, options: dict) -> None:
 
 
 def serve_wsgi(options: dict) -> None:
-    """MLflow 2.x's Flask app behind the gate, on werkzeug's threaded server (Flask's own dependency)."""
+    """MLflow 2.x's Flask app behind the gate, on werkzeug's threaded server (Flask's own dependency).
+
+    A thread per connection: with one request at a time (like the CLI's one gunicorn sync worker),
+    any process on the node that opens a connection and sends nothing would hold up the session.
+    The cost: CPU-bound requests sent at once share the GIL (README, Performance)."""
     from werkzeug.serving import make_server
 
     module, _, factory = options["app"].removesuffix("()").partition(":")
