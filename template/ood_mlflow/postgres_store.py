@@ -12,7 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 
 from .errors import LaunchError
-from .postgres_uri import APPLICATION_NAME, CONNECT_TIMEOUT, PGPASS_FIX, READ_ONLY_OPTIONS, PostgresTarget
+from .postgres_uri import PGPASS_FIX, PostgresTarget, connection_options
 
 # The Python package each driver comes from (what to install when it is missing).
 PACKAGES = {"psycopg": "psycopg[binary] (psycopg 3)", "psycopg2": "psycopg2-binary (or psycopg2)"}
@@ -47,8 +47,7 @@ def inspect(target: PostgresTarget, driver: str) -> Contents:
     """Connect read-only and read the tables and the schema revision, or raise a LaunchError naming why not."""
     module = importlib.import_module(driver)
     try:
-        connection = module.connect(target.libpq_uri, connect_timeout=CONNECT_TIMEOUT,
-                                    application_name=APPLICATION_NAME, options=READ_ONLY_OPTIONS)
+        connection = module.connect(target.libpq_uri, **dict(connection_options(read_only=True)))
     except module.Error as error:
         raise connection_error(target, error) from None
     try:

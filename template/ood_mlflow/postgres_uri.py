@@ -61,19 +61,21 @@ class PostgresTarget:
 
     def sqlalchemy_url(self, driver: str, read_only: bool) -> str:
         """What MLflow opens, with the driver the environment has; read-only at the server when asked."""
-        extra = (("connect_timeout", str(CONNECT_TIMEOUT)), ("application_name", APPLICATION_NAME))
-        if read_only:
-            extra += (("options", READ_ONLY_OPTIONS),)
-        return self._url(f"postgresql+{driver}", extra)
+        return self._url(f"postgresql+{driver}", connection_options(read_only))
+
+
+def connection_options(read_only: bool) -> tuple:
+    """The libpq options every connection of a session carries, its check's and MLflow's alike."""
+    options = (("connect_timeout", str(CONNECT_TIMEOUT)), ("application_name", APPLICATION_NAME))
+    return options + ((("options", READ_ONLY_OPTIONS),) if read_only else ())
 
 
 def parse_postgres(text: str, example_user: str = "my_user") -> PostgresTarget:
     """The database a PostgreSQL URI names, or raise LaunchError naming what is wrong."""
     scheme = text.partition(":")[0].lower()
-    if not text[len(scheme) + 1:].startswith("//"):
-        raise LaunchError(f"The PostgreSQL URI {_shown(text)!r} must start with {scheme}://",
-                          f"Write it as postgresql://{example_user}@db-host.example.org:5432/dbname")
     shape = f"postgresql://{example_user}@db-host.example.org:5432/dbname"
+    if not text[len(scheme) + 1:].startswith("//"):
+        raise LaunchError(f"The PostgreSQL URI {_shown(text)!r} must start with {scheme}://", f"Write it as {shape}")
     try:
         parts = urlsplit(text)
         port = parts.port

@@ -42,10 +42,9 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
         store, note = _converted(store, version)
     uri = store.backend_uri(decodes)
     plan = Plan(version, store.kind, store.path, uri, uri, store.default_artifact_root, access == READ_ONLY,
-                conf.environment, ends_at=_ends_at(conf), note=note,
+                conf.environment, note=note,
                 file_store_opt_in=store.kind == DIRECTORY and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
-                port=port, prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
-                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
+                **_session_fields(conf, host, port))
     if store.kind != SQLITE:
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
@@ -89,13 +88,14 @@ def _postgres_plan(conf: settings.Settings, store: Store, host: str, port: int) 
             "changed." if read_only else "")
     return Plan(version, store.kind, store.path, store.path, database.sqlalchemy_url(driver, read_only),
                 os.path.join(settings.home() or "/", "mlartifacts"), read_only, conf.environment, note=note,
-                ends_at=_ends_at(conf), port=port, prefix=public_prefix(conf.proxy, host, port),
-                start_timeout=conf.start_timeout, trusted_proxies=conf.trusted_proxies,
-                artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
+                **_session_fields(conf, host, port))
 
 
-def _ends_at(conf: settings.Settings) -> int:
-    return int(time.time()) + conf.hours * 3600 if conf.hours else 0
+def _session_fields(conf: settings.Settings, host: str, port: int) -> dict:
+    """The Plan's fields that come from the job and the site, whatever the store."""
+    return dict(ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, port=port,
+                prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
+                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
 
 
 def _converted(store: Store, version: str) -> tuple:
