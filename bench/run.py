@@ -67,15 +67,13 @@ def naive_app_root(work: Path) -> Path:
 def process_rss_mb(job) -> list:
     """(RSS in MB, command) of each process of the job."""
     found = []
-    for pid in job.leftover_pids():
+    for pid, argv in job.process_commands().items():
         try:
             with open(f"/proc/{pid}/status") as fh:
                 rss = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                command = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
         except (OSError, StopIteration):
             continue
-        found.append((round(rss / 1024, 1), command))
+        found.append((round(rss / 1024, 1), " ".join(argv)[:120]))
     return sorted(found, reverse=True)
 
 

@@ -64,6 +64,18 @@ class Job:
                     pass
         return pids
 
+    def process_commands(self) -> dict:
+        """{pid: argv} of the job's processes, as every user of the node sees them in ps."""
+        found = {}
+        for pid in self.leftover_pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    text = fh.read().decode(errors="replace").rstrip("\0")
+            except OSError:
+                continue
+            found[pid] = text.split("\0") if text else []
+        return found
+
     def kill_leftovers(self) -> None:
         for _ in range(20):
             pids = self.leftover_pids()

@@ -11,8 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devportal.ood import APP_ROOT
-from devportal.testbed import OWNER, STORES_ROOT, mlflow_python, own_tree
+from devportal.testbed import OWNER, STORES_ROOT, write_demo_store
 
 TOP = Path(os.environ.get("OOD_MLFLOW_PG_DIR", "/srv/ood-mlflow-tests/postgres"))
 PORT = int(os.environ.get("OOD_MLFLOW_PG_PORT", "15432"))
@@ -74,13 +73,8 @@ def make_store(name: str, major: str, owner: str = OWNER) -> str:
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
     target = uri(name, owner)
-    env = dict(os.environ, PGPASSFILE=str(pgpass(owner)))
-    made = subprocess.run([str(mlflow_python(major)), str(APP_ROOT / "demo/make_store.py"), target,
-                           "--artifacts", str(artifacts / "demo-classifier")], env=env, cwd=artifacts,
-                          capture_output=True, text=True, timeout=300)
-    assert made.returncode == 0, f"making the PostgreSQL store with MLflow {major} failed:\n{made.stderr[-2000:]}"
-    STORES_ROOT.chmod(0o755)
-    own_tree(artifacts, owner)
+    write_demo_store(major, target, artifacts, owner, "--artifacts", str(artifacts / "demo-classifier"),
+                     env=dict(os.environ, PGPASSFILE=str(pgpass(owner))))
     return target
 
 

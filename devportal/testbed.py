@@ -53,12 +53,18 @@ def make_store(kind: str, major: str, owner: str, name: str = "") -> str:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     target = f"sqlite:///{directory}/mlruns.db" if kind == "sqlite" else str(directory / "mlruns")
-    made = subprocess.run([str(mlflow_python(major)), str(APP_ROOT / "demo/make_store.py"), target],
-                          capture_output=True, text=True, cwd=directory, timeout=300)
-    assert made.returncode == 0, f"making the {kind} store with MLflow {major} failed:\n{made.stderr[-2000:]}"
-    STORES_ROOT.chmod(0o755)
-    own_tree(directory, owner)  # like a project directory: only its owner reads it
+    write_demo_store(major, target, directory, owner)
     return f"{directory}/mlruns.db" if kind == "sqlite" else target
+
+
+def write_demo_store(major: str, target: str, directory: Path, owner: str, *options: str, env=None) -> None:
+    """demo/make_store.py run with MLflow `major` on `target` (from `directory`, which then, like a project
+    directory, only `owner` reads)."""
+    made = subprocess.run([str(mlflow_python(major)), str(APP_ROOT / "demo/make_store.py"), target, *options],
+                          capture_output=True, text=True, cwd=directory, env=env, timeout=300)
+    assert made.returncode == 0, f"making the store {target} with MLflow {major} failed:\n{made.stderr[-2000:]}"
+    STORES_ROOT.chmod(0o755)
+    own_tree(directory, owner)
 
 
 # What a researcher's directory store holds beyond demo/make_store.py: a registered model, a

@@ -23,15 +23,8 @@ def server_path(job) -> tuple:
     plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
     card = html.unescape(job.session.render_info())
     card_line = next(line for line in card.splitlines() if "mlflow-session-server" in line)
-    pythons = []
-    for pid in job.leftover_pids():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                command = fh.read().split(b"\0")[0].decode()
-        except OSError:
-            continue
-        if os.path.basename(command).startswith("python"):
-            pythons.append(pid)
+    pythons = [pid for pid, argv in job.process_commands().items()
+               if argv and os.path.basename(argv[0]).startswith("python")]
     return plan["server"], card_line, pythons
 
 

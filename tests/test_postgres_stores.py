@@ -45,13 +45,7 @@ def pg_site(site_config, major="3", **overrides):
 
 def job_commands(job) -> list:
     """The command lines of the job's processes, as every user of the node sees them in ps."""
-    found = []
-    for pid in job.leftover_pids():
-        try:
-            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            pass
-    return found
+    return [" ".join(argv) for argv in job.process_commands().values()]
 
 
 def database_name(uri: str) -> str:
