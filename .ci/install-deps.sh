@@ -7,7 +7,8 @@
 #
 #   OOD_MLFLOW_VENVS  where the venvs live (default /opt/ood-mlflow)
 #   PYTHON            interpreter used to create venvs (default /usr/bin/python3)
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "install-deps: FAILED (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 VENVS=${OOD_MLFLOW_VENVS:-/opt/ood-mlflow}
 # Debian's python, not whatever python3 is first in root's PATH: Slurm jobs

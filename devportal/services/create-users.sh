@@ -2,7 +2,8 @@
 # Create the unprivileged test users that submit Slurm jobs and own
 # batch-connect sessions. Idempotent: existing users are left alone.
 # Usage (root): create-users.sh [USER...]   default: ood-alice ood-bob
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "create-users: FAILED (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 users=("$@")
 [[ ${#users[@]} -gt 0 ]] || users=(ood-alice ood-bob)
