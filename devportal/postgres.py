@@ -65,6 +65,14 @@ def pgpass(user: str = OWNER) -> Path:
     return Path(pwd.getpwnam(user).pw_dir) / ".pgpass"
 
 
+def researcher_password(user: str = OWNER) -> str:
+    """The password start-postgres.sh gave `user`'s role: this cluster's line of their ~/.pgpass (it may hold others)."""
+    line = f"{HOST}:{PORT}:*:{user}:"
+    found = [entry[len(line):] for entry in pgpass(user).read_text().splitlines() if entry.startswith(line)]
+    assert len(found) == 1, f"{pgpass(user)} has {len(found)} lines for this cluster"
+    return found[0]
+
+
 def make_store(name: str, major: str, owner: str = OWNER) -> str:
     """A database `name` holding a store written by real MLflow `major` as `owner`'s role, with its
     artifacts in a folder of `owner`'s; returns the URI the user types."""

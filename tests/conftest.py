@@ -9,7 +9,7 @@ import pytest
 
 from devportal.jobs import LocalJob, SlurmJob
 from devportal.ood import APP_ROOT, stage
-from devportal.testbed import OTHER, OWNER, make_store, write_site_config
+from devportal.testbed import OWNER, make_store, write_site_config
 
 
 # Tests that use these fixtures launch sessions as the test users: they need the whole test bed.
@@ -21,13 +21,6 @@ def pytest_collection_modifyitems(items):
         if NEEDS_THE_TEST_BED & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slurm") \
                 or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.launch)
-
-
-@pytest.fixture(scope="session")
-def users():
-    subprocess.run([str(APP_ROOT / "devportal/services/create-users.sh"), OWNER, OTHER],
-                   check=True, capture_output=True, timeout=60)
-    return OWNER, OTHER
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_postgres_store_is_served_to_its_owner(launch, site_config, postgres, pg
     assert commands and not [c for c in commands if "postgresql" in c], f"the store's URI is in ps: {commands}"
     # MLflow's job runner and periodic tasks (huey consumers) would share work across every session of the database.
     assert not [c for c in commands if "huey" in c or "mlflow.server.jobs" in c], f"a job runner started: {commands}"
-    password = postgres.pgpass().read_text().strip().rsplit(":", 1)[1]
+    password = postgres.researcher_password()
     session = job.session
     for text in [session.output(), session.connection_file.read_text(), *commands, session.render_info(),
                  (session.staged_root / "mlflow_session.json").read_text()]:

@@ -17,7 +17,7 @@ import pytest
 
 from devportal.browser import Browser
 
-pytestmark = [pytest.mark.launch, pytest.mark.browser]  # Chromium as a test user
+pytestmark = [pytest.mark.launch, pytest.mark.browser, pytest.mark.usefixtures("users")]  # Chromium as a test user
 
 PORTAL = "ondemand.test"
 USER = "ood-alice"
