@@ -70,6 +70,7 @@ module MlflowApp
     def default_view = @data["default_view"]
     def examples = @data["examples"]
     def postgresql_allowed = @data["postgresql"]["allowed"]
+    def confinement = @data["confinement"]
 
     # A tracking store refused on the form page, before anything is staged: a PostgreSQL URI
     # on a site that does not offer them, or one with a password in it (the dashboard would
@@ -143,6 +144,7 @@ module MlflowApp
       pg = @data["postgresql"]
       ok = pg.is_a?(Hash) && (pg.keys - %w[allowed]).empty? && [true, false].include?(pg["allowed"])
       fail!("postgresql must be a mapping with allowed: true or false") unless ok
+      fail!("confinement must be auto or required, not #{confinement.inspect}") unless %w[auto required].include?(confinement)
     end
 
     def validate_environments

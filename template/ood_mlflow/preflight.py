@@ -49,7 +49,7 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
             registry = tempfile.mkdtemp(prefix="ood-mlflow-registry-")  # in $TMPDIR when set
-            return dataclasses.replace(plan, registry_uri=registry)
+            return dataclasses.replace(plan, registry_uri=registry, scratch=(registry,))
         return plan
     wal = is_wal(store.path)
     if wal:
@@ -95,7 +95,8 @@ def _session_fields(conf: settings.Settings, host: str, port: int) -> dict:
     """The Plan's fields that come from the job and the site, whatever the store."""
     return dict(ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, port=port,
                 prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
-                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view)
+                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view,
+                confinement=conf.confinement)
 
 
 def _converted(store: Store, version: str) -> tuple:
@@ -133,6 +134,7 @@ def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
     how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "as it was then"
     print(f"Read-only session: serving a node-local copy of the store ({copy}), {how}.", flush=True)
     return dataclasses.replace(plan, backend_uri=sqlite_url(copy, decodes_percent=sqlalchemy_decodes_percent()),
+                    scratch=plan.scratch + (work,),
                     note=f"You see a copy of the store made at {made}, {how}; the store itself "
                          f"is not changed, and runs logged after that time do not show (relaunch to refresh).")
 

@@ -4,6 +4,11 @@ On an MLflow version one_import.py has a proven adapter for, this process
 imports MLflow's server once and serves it (serve_in_process.py); otherwise it
 becomes `mlflow server` (server_command.py), which imports MLflow twice. The
 path taken is printed in output.log and recorded in the Plan for the card.
+
+Either way, this process first confines itself, and so everything it becomes
+or starts, with the kernel's Landlock where the node has it (confinement.py):
+the server can then touch no file outside the store, its artifact roots and
+the session's own folders, whatever a request makes MLflow do.
 """
 
 from __future__ import annotations
@@ -11,12 +16,17 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import tempfile
 from dataclasses import replace
+from urllib.parse import parse_qsl, urlsplit
 
+from . import landlock
+from .confinement import REQUIRED, Environment, for_server, status_line
+from .errors import LaunchError, report
 from .one_import import CLI, Choice, ServerFlags, choose
 from .server_command import GATE_APP, HOST, server_argv, server_environment, workers_for
-from .session import Plan, read_plan, write_plan
-from .store_uri import directory_url
+from .session import SESSION_DIR, Plan, read_plan, write_plan
+from .store_uri import POSTGRESQL, directory_url
 
 
 def allocated_cpus() -> int:
@@ -41,13 +51,54 @@ def starting_line(choice: Choice, plan: Plan, argv: list) -> str:
             f"{choice.adapter.server}; {choice.reason}), as this command would: {command}")
 
 
+def postgres_reads(plan: Plan) -> tuple:
+    """The files libpq reads for a PostgreSQL store: the password file, service file, certificates."""
+    if plan.store_kind != POSTGRESQL:
+        return ()
+    home = os.path.expanduser("~")
+    named = [value for _, value in parse_qsl(urlsplit(plan.backend_uri).query) if value.startswith("/")]
+    return tuple([os.environ.get("PGPASSFILE") or os.path.join(home, ".pgpass"),
+                  os.environ.get("PGSERVICEFILE") or os.path.join(home, ".pg_service.conf"),
+                  os.path.join(home, ".postgresql")] + named)
+
+
+def confine(plan: Plan) -> str:
+    """Confine this process with Landlock as the Plan allows; returns the status line for output.log, which the
+    Plan (for the card) holds too: written before the session's folder becomes read-only."""
+    temp = tempfile.mkdtemp(prefix="ood-mlflow-server-")  # in $TMPDIR when set: the server's only temp folder
+    os.environ["TMPDIR"] = temp
+    tempfile.tempdir = None
+    abi = landlock.abi_version()
+    reason = "the kernel has no Landlock"
+    if abi > 0:
+        rules = for_server(plan, Environment.of_this_process(), str(SESSION_DIR), temp, postgres_reads(plan))
+        write_plan(replace(plan, files=status_line(abi)))
+        try:
+            landlock.restrict(rules, abi)
+            return status_line(abi)
+        except OSError as error:
+            reason = f"Landlock refused: {error.strerror}"
+    if plan.confinement == REQUIRED:
+        raise LaunchError(f"This compute node cannot confine the MLflow server to the store ({reason}), and the "
+                          f"site requires it", "Ask your site's administrators which partitions offer Landlock "
+                          "(Linux 5.13 or newer), or to set confinement: auto in the app's site.yml")
+    write_plan(replace(plan, files=status_line(0, reason)))
+    return status_line(0, reason)
+
+
 def main() -> int:
     plan = read_plan()
     cpus = allocated_cpus()
     argv = server_argv(plan.backend_uri, plan.artifact_root, plan.port, plan.prefix, cpus, plan.registry_uri)
     env = server_environment(plan.store_kind, plan.backend_uri)
     choice = choose(plan.mlflow_version, os.environ, workers_for(cpus))
-    write_plan(replace(plan, server=choice.path, server_reason=choice.reason))
+    plan = replace(plan, server=choice.path, server_reason=choice.reason)
+    try:
+        files = confine(plan)
+    except LaunchError as error:
+        report(error)
+        return 1
+    print(files, flush=True)
     print(starting_line(choice, plan, argv), flush=True)
     if choice.path == CLI:
         os.execve(sys.executable, [sys.executable, "-m", "mlflow"] + argv, dict(os.environ, **env))

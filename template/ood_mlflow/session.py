@@ -62,9 +62,14 @@ class Plan:
     trusted_proxies: tuple = field(default=())
     artifact_roots: tuple = field(default=())
     ui_view: str = "machine_learning"  # what MLflow 3.x's UI shows first (settings.UI_VIEWS)
-    # How serve started MLflow (written by serve, for the card): one_import.ONE_IMPORT or CLI, and why.
+    # Folders the session made outside its own (a read-only copy, a temporary registry): writable by the server.
+    scratch: tuple = field(default=())
+    confinement: str = "auto"  # site: confinement.AUTO or REQUIRED
+    # How serve started MLflow (written by serve, for the card): one_import.ONE_IMPORT or CLI, and why;
+    # and what protects the user's files (confinement.status_line).
     server: str = ""
     server_reason: str = ""
+    files: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,7 +77,7 @@ class Plan:
     @classmethod
     def from_dict(cls, data: dict) -> "Plan":
         found = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        for name in ("trusted_proxies", "artifact_roots"):
+        for name in ("trusted_proxies", "artifact_roots", "scratch"):
             found[name] = tuple(found.get(name, ()))
         return cls(**found)
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .confinement import AUTO, MODES
 from .errors import LaunchError
 from .session import SESSION_DIR, SETTINGS_FILE
 from .store_plan import ACCESS_CHOICES, WRITE
@@ -36,6 +37,7 @@ class Settings:
     ui_view: str = "machine_learning"  # site: what MLflow 3.x's UI shows first (UI_VIEWS)
     example_store: str = EXAMPLE_STORE  # site: examples.store, shown in messages
     postgresql_allowed: bool = True  # site: postgresql.allowed
+    confinement: str = AUTO  # site: confinement (confinement.MODES)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -51,7 +53,12 @@ class Settings:
         if view not in UI_VIEWS:
             raise LaunchError(f"The site's default_view {view!r} is neither training nor genai",
                               "Ask your site's administrators to fix default_view in the app's site.yml")
+        confinement = str(data.get("confinement") or AUTO)
+        if confinement not in MODES:
+            raise LaunchError(f"The site's confinement setting {confinement!r} is neither auto nor required",
+                              "Ask your site's administrators to fix confinement in the app's site.yml")
         return cls(
+            confinement=confinement,
             ui_view=UI_VIEWS[view],
             example_store=str(data.get("example_store") or EXAMPLE_STORE),
             postgresql_allowed=data.get("postgresql_allowed", True) is not False,
