@@ -84,10 +84,22 @@ module MlflowApp
       end
       rest = text.split("://", 2)[1].to_s
       userinfo = rest.include?("@") ? rest[0...rest.rindex("@")] : ""
-      return unless userinfo.include?(":") || text.match?(/[?&]password=/i)
+      query = rest.split("?", 2)[1].to_s
+      option = query.split(/[&;]/).any? { |piece| fully_decoded(piece).split("=", 2)[0].strip.casecmp?("password") }
+      return unless fully_decoded(userinfo).include?(":") || option
       raise Error, "ERROR: the PostgreSQL tracking URI contains a password, which must never be typed into the " \
                    "form; remove it and put it in ~/.pgpass instead (one line host:port:dbname:user:password, " \
                    "chmod 600 ~/.pgpass)"
+    end
+
+    # Percent-decoded until it stops changing: `%70assword`, `password%3D…` and twice-encoded forms all count.
+    def fully_decoded(text)
+      10.times do
+        once = text.gsub(/%[0-9A-Fa-f]{2}/) { |code| code[1..].hex.chr }
+        return text if once == text
+        text = once
+      end
+      text
     end
 
     # The environment a user chose ({"label", "setup"}); the first one for an empty choice.

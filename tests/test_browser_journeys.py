@@ -70,6 +70,19 @@ def assert_nothing_covers(browser, text):
     assert not covered, f"something covers {text!r}: {covered}"
 
 
+def strings_are_evaluated(browser) -> str:
+    """Whether the UI page may turn a string into code, as pdf.js 2.1 does for a planted font: a script added to
+    the page (subject to its policy, unlike WebDriver's own) tries it."""
+    return browser.driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        const probe = document.createElement('script');
+        probe.textContent = "try { new Function('return 1 /* ood-mlflow-eval-probe */')(); " +
+                            "document.body.dataset.evalProbe = 'allowed'; } " +
+                            "catch (e) { document.body.dataset.evalProbe = 'refused'; }";
+        document.head.appendChild(probe);
+        setTimeout(() => done(document.body.dataset.evalProbe || 'no answer'), 100);""")
+
+
 def rename_experiment(browser, experiment_id, new_name):
     """A state-changing POST from the UI's page, with the browser's own Origin and cookie."""
     status = browser.driver.execute_async_script(
@@ -146,9 +159,15 @@ def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name
     browser.driver.refresh()
     browser.wait_for(text=f"renamed-{name}", timeout=60)
     shoot(browser, f"{name}-6-renamed")
+    errors = browser.console_errors()
     # The status Chrome reports, not a port number that happens to contain 401.
-    refused = [e for e in browser.console_errors() if re.search(r"status of 40[13]\b", e.get("message", ""))]
+    refused = [e for e in errors if re.search(r"status of 40[13]\b", e.get("message", ""))]
     assert not refused, refused
+    # The UI page runs under a policy without 'unsafe-eval' (a planted PDF's code in pdf.js, CVE-2024-4367),
+    # and the UI did all of the above under it.
+    blocked = [e for e in errors if "Content Security Policy" in e.get("message", "")]
+    assert not blocked, f"the UI needs something its page policy refuses: {blocked}"
+    assert strings_are_evaluated(browser) == "refused"
     browser.driver.close()
     browser.driver.switch_to.window(browser.driver.window_handles[0])
 

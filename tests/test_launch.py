@@ -73,6 +73,11 @@ def test_session_serves_owner_and_refuses_everyone_else(launch, site_config, sto
     assert info["password"] not in (session.staged_root / "job_script_content.sh").read_text()
     assert session.connection_file.stat().st_mode & 0o777 == 0o600
     assert not output_lines(session, "ERROR:")
+    # Any node user can send refused requests: they must not grow output.log by a line each.
+    for _ in range(20):
+        forged.request("GET", "/")
+    logged = [line for line in session.output().splitlines() if ' HTTP/1.1" ' in line]
+    assert not logged, f"the server logs every request in output.log: {logged[:3]}"
 
 
 @pytest.mark.parametrize("major,processes", [("3", 2), ("2", 3)])

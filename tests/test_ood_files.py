@@ -135,7 +135,11 @@ def test_partition_limits_are_enforced_on_submit(tmp_path, site_config):
 
 @pytest.mark.parametrize("typed", ["postgresql://alice:Hunter2@db/mlflow", "POSTGRESQL+psycopg2://alice:@db/mlflow",
                                    "postgresql://alice@db/mlflow?sslmode=require&password=Hunter2",
-                                   " postgresql+psycopg://alice:p@ss@db:5432/mlflow"])
+                                   " postgresql+psycopg://alice:p@ss@db:5432/mlflow",
+                                   "postgresql://alice@db/mlflow?password%3DHunter2",
+                                   "postgresql://alice@db/mlflow?sslmode=require&%70assword=Hunter2",
+                                   "postgresql://alice@db/mlflow?p%2561ssword=Hunter2",
+                                   "postgresql://alice%3AHunter2@db/mlflow"])
 def test_a_password_in_a_postgres_uri_is_refused_on_submit(tmp_path, typed):
     with pytest.raises(RenderError) as error:
         render_submit({"mlflow_tracking_uri": typed}, tmp_path)
@@ -236,17 +240,26 @@ def test_info_card_shows_a_conversion_in_progress_and_the_file_store_opt_in(tmp_
 def test_info_card_shows_warnings_and_counts_in_words(tmp_path):
     session = stage({"mlflow_tracking_uri": "/scratch/p/mlruns.db", "mlflow_num_cores": "1", "bc_num_hours": "1"},
                     dataroot=tmp_path)
-    session.output_log.write_text("Script starting...\nWARNING: The SQLite store '<x>' is in WAL journal mode.\n")
+    warning = "WARNING: The SQLite store '<x>' is in WAL journal mode."
+    (session.staged_root / "job_messages").write_text(warning + "\n")
+    # MLflow's root logger, fed by a planted meta.yaml, writes lines of the same shape into output.log.
+    session.output_log.write_text(f"Script starting...\n{warning}\nWARNING:root:Visit https://evil.example now\n")
     html = session.render_info()
     assert "WARNING: The SQLite store &#39;&lt;x&gt;&#39; is in WAL journal mode." in html
+    assert "evil.example" not in html, "the card showed a line MLflow logged, not one the job wrote"
     assert "1 core," in html and "1 hour" in html and "1 cores" not in html and "1 hours" not in html
 
 
 def test_completed_card_shows_why_the_session_ended(tmp_path):
     session = stage({"mlflow_tracking_uri": "/x"}, dataroot=tmp_path)
-    session.output_log.write_text("Script starting...\nERROR: The store <x> does not exist. Fix: check it.\nCleaning up...\n")
+    error = "ERROR: The store <x> does not exist. Fix: check it."
+    (session.staged_root / "job_messages").write_text(error + "\n")
+    session.output_log.write_text(f"Script starting...\n{error}\nERROR:root:Your session expired, log in at evil.example\n"
+                                  "Cleaning up...\n")
     html = session.render_completed()
     assert "ERROR: The store &lt;x&gt; does not exist. Fix: check it." in html
+    assert "evil.example" not in html, "the card showed a line MLflow logged, not one the job wrote"
+    (session.staged_root / "job_messages").unlink()
     session.output_log.write_text("slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***\n")
     assert "time limit" in session.render_completed()
     session.output_log.write_text("slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 ***\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from .session import EXIT_REASON_FILE, MESSAGES_FILE, SESSION_DIR
+
 
 class LaunchError(Exception):
     """Why a session cannot start (`cause`) and what the user can do (`fix`)."""
@@ -31,7 +33,21 @@ def one_line(label: str, text: str) -> str:
 
 def report(error: LaunchError) -> None:
     print(error.line, file=sys.stdout, flush=True)
+    _keep(error.line, EXIT_REASON_FILE)
 
 
 def warn(text: str) -> None:
     print(one_line("WARNING", text), file=sys.stdout, flush=True)
+    _keep(one_line("WARNING", text))
+
+
+def _keep(line: str, also: str = "") -> None:
+    """Add the line to the job's own messages (and to `also`) for the card; output.log already has it."""
+    try:
+        with open(SESSION_DIR / MESSAGES_FILE, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        if also:
+            with open(SESSION_DIR / also, "w", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+    except OSError:
+        pass  # a confined server cannot write the session folder; its lines are in output.log

@@ -166,15 +166,27 @@ class _IndexPage:
         await self.send({"type": "http.response.body", "body": body})
 
 
+# The UI page's Content-Security-Policy: no eval of strings, so a planted PDF cannot run code through the
+# MLflow 2.22 UI's pdf.js 2.1 (CVE-2024-4367), nor a planted notebook or HTML through any eval the UI's
+# libraries would do; inline scripts stay (MLflow's page and ui_view's snippet have them), workers may come
+# from blob: (pdf.js), and nothing may be framed in or by another site.
+UI_PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' blob:; worker-src 'self' blob:; "
+                  "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+                  "connect-src 'self'; frame-src 'self' blob: data:; object-src 'none'; base-uri 'self'; "
+                  "form-action 'self'; frame-ancestors 'self'")
+
+
 def _with_view(headers: list, body: bytes, view: str, status: int) -> tuple:
-    """(headers, body) of the index page with the view snippet; other answers unchanged. Headers are str pairs."""
+    """(headers, body) of the index page with the view snippet and its policy; other answers unchanged.
+    Headers are str pairs."""
     names = {k.lower(): v for k, v in headers}
     if status != 200 or not names.get("content-type", "").startswith("text/html") or "content-encoding" in names:
         return headers, body
     body = ui_view.with_view(body, view)
-    stale = ("content-length", "cache-control", "etag", "last-modified")
+    stale = ("content-length", "cache-control", "etag", "last-modified", "content-security-policy")
     return [(k, v) for k, v in headers if k.lower() not in stale] + [
-        ("Content-Length", str(len(body))), ("Cache-Control", "no-store")], body
+        ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
+        ("Content-Security-Policy", UI_PAGE_POLICY)], body
 
 
 def _rewrite_scope(scope, decision: Decision):

@@ -82,7 +82,7 @@ def parse_postgres(text: str, example_user: str = "my_user") -> PostgresTarget:
     except ValueError:
         raise LaunchError(f"The PostgreSQL URI {_shown(text)!r} cannot be read (its port or host is malformed)",
                           f"Write it as {shape}") from None
-    if parts.password is not None or _has_password_option(parts.query):
+    if _has_password(parts):
         raise LaunchError("The PostgreSQL URI contains a password, which must never be typed into the form "
                           f"(it would be saved with the form and the session): {_shown(text)!r}",
                           f"Remove it from the URI and {PGPASS_FIX}")
@@ -102,19 +102,39 @@ def parse_postgres(text: str, example_user: str = "my_user") -> PostgresTarget:
                           user=unquote(parts.username or ""), driver=SCHEMES[scheme], options=options)
 
 
+def _fully_decoded(text: str) -> str:
+    """`text` percent-decoded until it stops changing, as a lenient parser may read it."""
+    for _ in range(10):
+        once = unquote(text)
+        if once == text:
+            break
+        text = once
+    return text
+
+
+def _is_password_option(piece: str) -> bool:
+    return _fully_decoded(piece).split("=", 1)[0].strip().lower() == "password"
+
+
 def _has_password_option(query: str) -> bool:
-    return any(name.lower() == "password" for name, _ in parse_qsl(query, keep_blank_values=True))
+    """A password option however it is spelt: `password=`, `%70assword=`, `password%3D…`, twice encoded."""
+    return any(_is_password_option(piece) for piece in query.replace(";", "&").split("&"))
+
+
+def _has_password(parts) -> bool:
+    return (parts.password is not None or ":" in _fully_decoded(parts.username or "")
+            or _has_password_option(parts.query))
 
 
 def _shown(text: str) -> str:
-    """The URI with any password replaced, for messages (they land in output.log and on the card)."""
+    """The URI without anything that may be a password, for messages (they land in output.log and on the card)."""
     try:
         parts = urlsplit(text)
-        if parts.password is not None:
-            text = text.replace(f":{parts.password}@", ":***@", 1)
-        hidden = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        if any(k.lower() == "password" for k, _ in hidden):
-            text = text.split("?", 1)[0] + "?" + urlencode(hidden, safe="*", quote_via=quote)
+        if parts.password is not None or ":" in _fully_decoded(parts.username or ""):
+            text = text.replace(parts.netloc, "***@" + parts.netloc.rpartition("@")[2], 1)
+        if _has_password_option(parts.query):
+            kept = [piece for piece in parts.query.replace(";", "&").split("&") if not _is_password_option(piece)]
+            text = text.split("?", 1)[0] + "?" + "&".join(kept + ["password=***"])
     except ValueError:
         return text.split("@")[-1]
     return text

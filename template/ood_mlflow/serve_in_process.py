@@ -43,7 +43,9 @@ def run(adapter: Adapter, options: dict) -> None:
     if adapter.server == "uvicorn":
         import uvicorn
 
-        uvicorn.run(**options)  # what `python -m uvicorn` runs with the CLI's flags
+        # What `python -m uvicorn` runs with the CLI's flags, but no access log: any process on the node can
+        # send requests, and a line for each refused one would let it grow output.log without end.
+        uvicorn.run(**options, access_log=False)
         return
     serve_wsgi(options)
 

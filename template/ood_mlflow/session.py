@@ -27,6 +27,10 @@ PLAN_FILE = "mlflow_session.json"  # the Plan; info.html.erb reads it by this na
 SECRET_FILE = ".gate-secret"  # the session secret, mode 0600, written by before.sh
 PROGRESS_FILE = "conversion.json"  # a directory store's conversion progress, for the card
 LOG_FILE = "output.log"  # where OOD sends the job's output
+# The job's own ERROR and WARNING lines, for the card: output.log also holds whatever MLflow logs, and a planted
+# meta.yaml can make MLflow log text that starts with "WARNING:" or "ERROR:".
+MESSAGES_FILE = "job_messages"
+EXIT_REASON_FILE = "job_exit_reason"  # why the job ended, one line: what OOD 4.x dashboards (CSC's) show
 
 COOKIE_NAME = "ood_mlflow_session"  # the gate's login cookie
 LOGIN_FIELD = "password"  # the form field the Connect button posts the secret in
