@@ -52,13 +52,14 @@ class Job:
         raise JobFailed(f"the job still runs after {timeout} s:\n{self.session.output()}")
 
     def leftover_pids(self) -> list:
-        """Processes working in this session's directory (the job shell, MLflow, its workers)."""
+        """Processes working in this session's directory or below (the job shell, MLflow, its workers)."""
         root = str(self.session.staged_root)
         pids = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
-                    if os.readlink(f"/proc/{entry}/cwd") == root:
+                    cwd = os.readlink(f"/proc/{entry}/cwd")
+                    if cwd == root or cwd.startswith(root + "/"):
                         pids.append(int(entry))
                 except OSError:
                     pass

@@ -5,8 +5,9 @@ portal origin can make the owner's browser do), or by a project member who can w
 - trace IDs that are paths: a directory store's delete-traces removes `os.path.join(traces, id)`, and MLflow
   3.17's start-trace creates that folder, for absolute IDs and `..` alike; no gate check covers them;
 - a symlink planted in a run's artifact folder, read and written through, with the gate's own artifact checks
-  switched off by the test-only setting, so that only the kernel stands in the way.
-Each must fail with nothing outside the store removed, made or read, on MLflow 3.17 and 2.22.
+  switched off by the test-only setting, so that only the kernel stands in the way (MLflow 2.22, which follows
+  such links itself).
+Each must fail with nothing outside the store removed, made or read.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def planted_links(store: str, home: Path) -> str:
     return run_dir.name
 
 
-@pytest.mark.parametrize("major", ["3", "2"])
+# MLflow 2.22 only: 3.17 itself refuses artifact paths whose real path leaves the run's artifact folder.
+@pytest.mark.parametrize("major", ["2"])
 def test_with_the_gates_checks_off_the_kernel_still_refuses_planted_symlinks(launch, site_config, home, major):
     store = make_store("file", major, OWNER, name="-symlink-kernel")
     run_id = planted_links(store, home)

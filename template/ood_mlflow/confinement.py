@@ -78,15 +78,16 @@ def base_rules(environment: Environment, session_dir: str) -> list:
     return rules
 
 
-def for_server(plan, environment: Environment, session_dir: str, temp_dir: str, reads: tuple = ()) -> Confinement:
-    """The server's rules for a Plan (session.Plan): `temp_dir` is its private TMPDIR, `reads` any other files it
-    must read (a PostgreSQL store's ~/.pgpass and certificates)."""
+def for_server(plan, environment: Environment, session_dir: str, own: tuple, reads: tuple = ()) -> Confinement:
+    """The server's rules for a Plan (session.Plan): `own` are the folders it writes for itself (its private
+    TMPDIR, its working directory), `reads` any other files it must read (a PostgreSQL store's ~/.pgpass and
+    certificates)."""
     level = READ if plan.read_only else WRITE
     rules = base_rules(environment, session_dir)
     rules += [(path, READ) for path in reads]
     rules += [(path, level) for path in store_tree(plan.store_kind, plan.store_path)]
     rules += [(path, level) for path in (plan.artifact_root,) + tuple(plan.artifact_roots) if path]
-    rules += [(path, WRITE) for path in (temp_dir,) + tuple(plan.scratch) if path]
+    rules += [(path, WRITE) for path in tuple(own) + tuple(plan.scratch) if path]
     return Confinement(tuple(_unique(rules)))
 
 

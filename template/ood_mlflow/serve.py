@@ -21,11 +21,11 @@ from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 from . import landlock
-from .confinement import REQUIRED, Environment, for_server, status_line
+from .confinement import REQUIRED, Environment, for_server, status_line, store_tree
 from .errors import LaunchError, report
 from .one_import import CLI, Choice, ServerFlags, choose
 from .server_command import GATE_APP, HOST, server_argv, server_environment, workers_for
-from .session import SESSION_DIR, Plan, read_plan, write_plan
+from .session import SERVER_DIR, SESSION_DIR, Plan, read_plan, write_plan
 from .store_uri import POSTGRESQL, directory_url
 
 
@@ -62,16 +62,31 @@ def postgres_reads(plan: Plan) -> tuple:
                   os.path.join(home, ".postgresql")] + named)
 
 
-def confine(plan: Plan) -> str:
+def confine(plan: Plan, session_dir=SESSION_DIR) -> str:
     """Confine this process with Landlock as the Plan allows; returns the status line for output.log, which the
     Plan (for the card) holds too: written before the session's folder becomes read-only."""
     temp = tempfile.mkdtemp(prefix="ood-mlflow-server-")  # in $TMPDIR when set: the server's only temp folder
     os.environ["TMPDIR"] = temp
     tempfile.tempdir = None
+    # MLflow writes relative to its working directory: for an SQLite URI filename (file:...?uri=true) it makes
+    # the "parent folders" ./file:/... . Those land in a folder of the session's own, not in the session folder.
+    work = session_dir / SERVER_DIR
+    work.mkdir(mode=0o700, exist_ok=True)
+    os.chdir(work)
+    # MLflow 2.22 makes the default artifact root at start. Outside the store's tree (a PostgreSQL store's
+    # ~/mlartifacts) it is made here, before the rules, which can only name what exists; inside, MLflow may.
+    inside = any(os.path.commonpath([plan.artifact_root, tree]) == tree for tree in store_tree(plan.store_kind,
+                                                                                               plan.store_path))
+    if plan.artifact_root and not inside:
+        try:
+            os.makedirs(plan.artifact_root, exist_ok=True)
+        except OSError:
+            pass  # MLflow reports it as it would unconfined
     abi = landlock.abi_version()
     reason = "the kernel has no Landlock"
     if abi > 0:
-        rules = for_server(plan, Environment.of_this_process(), str(SESSION_DIR), temp, postgres_reads(plan))
+        rules = for_server(plan, Environment.of_this_process(), str(session_dir), (temp, str(work)),
+                           postgres_reads(plan))
         write_plan(replace(plan, files=status_line(abi)))
         try:
             landlock.restrict(rules, abi)

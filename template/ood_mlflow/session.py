@@ -27,6 +27,7 @@ PLAN_FILE = "mlflow_session.json"  # the Plan; info.html.erb reads it by this na
 SECRET_FILE = ".gate-secret"  # the session secret, mode 0600, written by before.sh
 PROGRESS_FILE = "conversion.json"  # a directory store's conversion progress, for the card
 LOG_FILE = "output.log"  # where OOD sends the job's output
+SERVER_DIR = "server"  # the server's working directory, the one folder of the session it may write
 # The job's own ERROR and WARNING lines, for the card: output.log also holds whatever MLflow logs, and a planted
 # meta.yaml can make MLflow log text that starts with "WARNING:" or "ERROR:".
 MESSAGES_FILE = "job_messages"

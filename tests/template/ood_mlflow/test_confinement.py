@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def levels(confinement) -> dict:
 
 
 def test_a_read_write_session_writes_only_the_store_its_roots_and_its_own_folders():
-    rules = levels(for_server(plan(scratch=("/tmp/ood-mlflow-registry-x",)), ENV, "/home/u/session", "/tmp/srv"))
+    rules = levels(for_server(plan(scratch=("/tmp/ood-mlflow-registry-x",)), ENV, "/home/u/session", ("/tmp/srv",)))
     assert set(rules) >= {"/usr", "/etc", "/opt/mlflow-env", "/home/u/session"}
     writable = {path for path, level in rules.items() if level == WRITE and not path.startswith("/dev")}
     assert writable == {"/scratch/p/mlruns", "/projappl", "/tmp/srv", "/tmp/ood-mlflow-registry-x"}
@@ -47,9 +48,9 @@ def test_a_read_write_session_writes_only_the_store_its_roots_and_its_own_folder
 def test_an_sqlite_store_writes_its_folder_and_a_read_only_session_writes_no_store():
     rules = levels(for_server(plan(store_kind="sqlite", store_path="/scratch/p/db/mlruns.db",
                                    artifact_root="/scratch/p/db/mlartifacts", artifact_roots=()),
-                              ENV, "/s", "/tmp/srv"))
+                              ENV, "/s", ("/tmp/srv",)))
     assert rules["/scratch/p/db"] == WRITE
-    read_only = levels(for_server(plan(read_only=True), ENV, "/s", "/tmp/srv"))
+    read_only = levels(for_server(plan(read_only=True), ENV, "/s", ("/tmp/srv",)))
     assert read_only["/scratch/p/mlruns"] == READ and read_only["/projappl"] == READ
     assert read_only["/tmp/srv"] == WRITE
 
@@ -57,7 +58,7 @@ def test_an_sqlite_store_writes_its_folder_and_a_read_only_session_writes_no_sto
 def test_a_postgresql_store_has_no_tree_and_reads_the_password_file():
     confinement = for_server(plan(store_kind="postgresql", store_path="postgresql://u@h/db",
                                   artifact_root="/home/u/mlartifacts", artifact_roots=()),
-                             ENV, "/s", "/tmp/srv", reads=("/home/u/.pgpass",))
+                             ENV, "/s", ("/tmp/srv",), reads=("/home/u/.pgpass",))
     rules = levels(confinement)
     assert rules["/home/u/.pgpass"] == READ and "postgresql://u@h/db" not in rules
     assert "/home/u/mlartifacts" in confinement.writable()
@@ -80,10 +81,12 @@ def test_without_landlock_a_site_that_requires_it_refuses_to_start(monkeypatch, 
     monkeypatch.setattr(landlock, "abi_version", lambda: 0)
     monkeypatch.setattr(serve, "write_plan", lambda p: None)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    here = plan(artifact_root=str(tmp_path / "mlartifacts"))
     with pytest.raises(LaunchError) as refused:
-        serve.confine(plan(confinement=REQUIRED))
+        serve.confine(replace(here, confinement=REQUIRED), tmp_path)
     assert "cannot confine the MLflow server" in refused.value.line and "confinement: auto" in refused.value.line
-    assert serve.confine(plan()) == status_line(0, "the kernel has no Landlock")
+    assert serve.confine(here, tmp_path) == status_line(0, "the kernel has no Landlock")
 
 
 CHILD = """
