@@ -485,6 +485,10 @@ class Browser:
             lines.append(f"screenshot failed: {e}")
         lines.append("visible text (first 2000 chars):")
         lines.append(self.page_text()[:2000])
+        try:  # what the page's scripts reported (and the log is drained: the test is failing anyway)
+            lines += ["console errors:"] + [e.get("message", "")[:500] for e in self.console_errors()[-10:]]
+        except WebDriverException as e:
+            lines.append(f"(console unavailable: {e.msg})")
         return "\n".join(lines)
 
 

@@ -36,6 +36,23 @@ def policy_for(plan: Plan) -> GatePolicy:
                       ends_at=plan.ends_at, ui_view=plan.ui_view)
 
 
+# The UI page's Content-Security-Policy: scripts only from the session, no eval of strings (so a planted file
+# cannot make a viewer in the UI turn its text into code), nothing framed in or by another site. Inline scripts
+# stay (MLflow's page and ui_view's snippet have them); workers may come from blob: (pdf.js).
+_UI_PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'{eval} blob:; worker-src 'self' blob:; "
+                   "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+                   "connect-src 'self'; frame-src 'self' blob: data:; object-src 'none'; base-uri 'self'; "
+                   "form-action 'self'; frame-ancestors 'self'")
+UI_PAGE_POLICY = _UI_PAGE_POLICY.format(eval="")
+# MLflow 2.22's UI evaluates strings as it starts ("Something went wrong" without 'unsafe-eval'), so its page
+# keeps eval; its pdf.js 2.1 (CVE-2024-4367) is kept from planted PDFs by the gate instead (routes.py).
+UI_PAGE_POLICY_WITH_EVAL = _UI_PAGE_POLICY.format(eval=" 'unsafe-eval'")
+
+
+def page_policy(mlflow_version: str) -> str:
+    return UI_PAGE_POLICY_WITH_EVAL if mlflow_version.split(".")[0] in ("", "1", "2") else UI_PAGE_POLICY
+
+
 # Test-only: `off` in the job's environment switches off the gate's artifact checks, so the tests can show
 # that the kernel's confinement holds on its own (tests/test_kernel_confinement.py). Only the session's owner
 # sets their job's environment, and only their own session is weakened.
@@ -51,10 +68,10 @@ def create_app():
     if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":
         from mlflow.server.fastapi_app import app as mlflow_asgi_app
 
-        return AsgiGate(mlflow_asgi_app, policy, roots)
+        return AsgiGate(mlflow_asgi_app, policy, roots, page_policy(plan.mlflow_version))
     from mlflow.server import app as mlflow_flask_app
 
-    return WsgiGate(mlflow_flask_app, policy, roots)
+    return WsgiGate(mlflow_flask_app, policy, roots, page_policy(plan.mlflow_version))
 
 
 def local_owner(client, port: int):
@@ -80,10 +97,11 @@ def refused(message: str) -> Decision:
 
 
 class AsgiGate:
-    def __init__(self, app, policy: GatePolicy, roots: tuple = ()):
+    def __init__(self, app, policy: GatePolicy, roots: tuple = (), ui_page_policy: str = UI_PAGE_POLICY):
         self.app = app
         self.policy = policy
         self.roots = roots
+        self.ui_page_policy = ui_page_policy
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -105,7 +123,8 @@ class AsgiGate:
             message = body_refusal(decision, body, query, self.roots)
             decision = refused(message) if message else decision
         if decision.action == "pass" and decision.ui_view:
-            return await self.app(_rewrite_scope(scope, decision), receive, _IndexPage(send, decision.ui_view))
+            page = _IndexPage(send, decision.ui_view, self.ui_page_policy)
+            return await self.app(_rewrite_scope(scope, decision), receive, page)
         if decision.action == "pass":
             return await self.app(_rewrite_scope(scope, decision), receive, send)
         if scope["type"] == "websocket":
@@ -146,8 +165,8 @@ class AsgiGate:
 class _IndexPage:
     """An ASGI send() that adds the view snippet to an HTML answer (the UI's index page)."""
 
-    def __init__(self, send, view: str):
-        self.send, self.view = send, view
+    def __init__(self, send, view: str, page_policy: str):
+        self.send, self.view, self.page_policy = send, view, page_policy
         self.start, self.chunks = None, []
 
     async def __call__(self, message):
@@ -160,23 +179,13 @@ class _IndexPage:
         if message.get("more_body"):
             return None
         text = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.start["headers"]]
-        text, body = _with_view(text, b"".join(self.chunks), self.view, self.start["status"])
+        text, body = _with_view(text, b"".join(self.chunks), self.view, self.start["status"], self.page_policy)
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in text]
         await self.send(dict(self.start, headers=headers))
         await self.send({"type": "http.response.body", "body": body})
 
 
-# The UI page's Content-Security-Policy: no eval of strings, so a planted PDF cannot run code through the
-# MLflow 2.22 UI's pdf.js 2.1 (CVE-2024-4367), nor a planted notebook or HTML through any eval the UI's
-# libraries would do; inline scripts stay (MLflow's page and ui_view's snippet have them), workers may come
-# from blob: (pdf.js), and nothing may be framed in or by another site.
-UI_PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' blob:; worker-src 'self' blob:; "
-                  "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
-                  "connect-src 'self'; frame-src 'self' blob: data:; object-src 'none'; base-uri 'self'; "
-                  "form-action 'self'; frame-ancestors 'self'")
-
-
-def _with_view(headers: list, body: bytes, view: str, status: int) -> tuple:
+def _with_view(headers: list, body: bytes, view: str, status: int, policy: str = UI_PAGE_POLICY) -> tuple:
     """(headers, body) of the index page with the view snippet and its policy; other answers unchanged.
     Headers are str pairs."""
     names = {k.lower(): v for k, v in headers}
@@ -186,7 +195,7 @@ def _with_view(headers: list, body: bytes, view: str, status: int) -> tuple:
     stale = ("content-length", "cache-control", "etag", "last-modified", "content-security-policy")
     return [(k, v) for k, v in headers if k.lower() not in stale] + [
         ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
-        ("Content-Security-Policy", UI_PAGE_POLICY)], body
+        ("Content-Security-Policy", policy)], body
 
 
 def _rewrite_scope(scope, decision: Decision):
@@ -236,10 +245,11 @@ async def _respond_asgi(send, decision: Decision, head: bool):
 
 
 class WsgiGate:
-    def __init__(self, app, policy: GatePolicy, roots: tuple = ()):
+    def __init__(self, app, policy: GatePolicy, roots: tuple = (), ui_page_policy: str = UI_PAGE_POLICY):
         self.app = app
         self.policy = policy
         self.roots = roots
+        self.ui_page_policy = ui_page_policy
 
     def __call__(self, environ, start_response):
         headers = _wsgi_headers(environ)
@@ -283,7 +293,8 @@ class WsgiGate:
             answer.update(status=status, headers=headers)
             return lambda data: None  # MLflow's Flask app returns its body instead
         body = _wsgi_body(self.app(environ, capture))
-        headers, body = _with_view(answer["headers"], body, view, int(answer["status"].split()[0]))
+        status = int(answer["status"].split()[0])
+        headers, body = _with_view(answer["headers"], body, view, status, self.ui_page_policy)
         start_response(answer["status"], headers)
         return [body]
 
