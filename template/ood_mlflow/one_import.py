@@ -60,6 +60,9 @@ class Adapter:
     versions: tuple  # the (major, minor) versions the test matrix proves
     server: str  # how this process serves the app: "uvicorn" (ASGI, as the CLI) or "werkzeug" (WSGI)
     cli_variables: tuple  # environment variables the CLI reads as settings: set in the job, they need the CLI
+    # What this MLflow's request handlers take from mlflow.server.auth (the basic-auth app), which they import
+    # on every call; where that app cannot be imported, auth_stand_in.py answers with these, auth off.
+    auth_names: tuple = ()
 
     def environment(self, flags: ServerFlags, boot_id: str) -> dict:
         """The variables the CLI sets for its web server (in its own environment or the child's)."""
@@ -109,7 +112,9 @@ _CLI_VARIABLES_2 = ("MLFLOW_ARTIFACTS_DESTINATION", "MLFLOW_ARTIFACTS_ONLY", "ML
 MLFLOW_3 = Adapter("MLflow 3.17", ((3, 17),), "uvicorn", _CLI_VARIABLES_2 + (
     "MLFLOW_READ_REPLICA_BACKEND_STORE_URI", "MLFLOW_SERVER_ALLOWED_HOSTS", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS",
     "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "MLFLOW_SERVER_X_FRAME_OPTIONS", "MLFLOW_TRACE_ARCHIVAL_CONFIG",
-    "MLFLOW_UVICORN_OPTS", "MLFLOW_WORKSPACE_STORE_URI", "MLFLOW_ENABLE_WORKSPACES"))
+    "MLFLOW_UVICORN_OPTS", "MLFLOW_WORKSPACE_STORE_URI", "MLFLOW_ENABLE_WORKSPACES"),
+    # search_runs_impl (auth.auth_config, auth.filter_experiment_ids) and _get_graphql_auth_middleware.
+    auth_names=("auth_config", "filter_experiment_ids", "get_graphql_authorization_middleware"))
 MLFLOW_2 = Adapter("MLflow 2.22", ((2, 22),), "werkzeug", _CLI_VARIABLES_2)
 ADAPTERS = (MLFLOW_2, MLFLOW_3)
 

@@ -14,6 +14,7 @@ import os
 import sys
 import uuid
 
+from . import auth_stand_in
 from .one_import import Adapter, ServerFlags
 from .server_command import APP_NAME
 
@@ -22,6 +23,8 @@ def prepare(adapter: Adapter, flags: ServerFlags) -> dict:
     """Set up everything `mlflow server` would before its web server starts; returns the server's options."""
     os.environ.update(adapter.environment(flags, uuid.uuid4().hex))
     import mlflow.server  # the one import of MLflow's server, with its settings in place
+
+    auth_stand_in.install(adapter.auth_names)  # before the first request: no failing import per request
 
     try:
         for target, args, kwargs in adapter.setup_calls(flags):

@@ -103,3 +103,48 @@ def test_the_adapter_hands_over_what_the_cli_does(tmp_path, major, adapter, sess
     assert ours["server"] == cli["server"]
     assert set(cli["variables"]) <= set(adapter.cli_variables), "the CLI reads settings the adapter does not know"
     assert cli["server"]["workers"] == 1 and cli["server"]["app"].startswith(GATE_APP)
+
+
+@pytest.mark.launch  # needs the MLflow venvs
+@pytest.mark.parametrize("major,adapter", [("3", MLFLOW_3), ("2", MLFLOW_2)])
+def test_the_auth_stand_in_answers_exactly_what_mlflow_asks_of_its_auth_app(major, adapter):
+    done = subprocess.run([str(MLFLOW_VENVS[major] / "bin/python"), str(TOP / "tests/tools/auth_names.py")],
+                          capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == sorted(adapter.auth_names)
+
+
+@pytest.mark.launch  # needs the MLflow 3.17 venv, which has no Flask-WTF: its auth app cannot be imported
+def test_with_the_stand_in_a_runs_search_imports_nothing(tmp_path):
+    def searches(mode):
+        done = subprocess.run([str(MLFLOW_VENVS["3"] / "bin/python"), str(TOP / "tests/tools/auth_imports.py"),
+                               str(tmp_path / mode), mode], capture_output=True, text=True, timeout=180, cwd="/",
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(TOP / "template"), "HOME": str(tmp_path),
+                                   "LANG": "C.UTF-8"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "stand-in").mkdir()
+    plain, ours = searches("plain"), searches("stand-in")
+    assert plain["imports"] == 20, plain  # MLflow alone: one failing import of its auth app per search
+    assert ours["imports"] == 0 and "auth is off" in ours["auth"], ours
+    print(f"runs search: {plain['ms_per_search']} ms with MLflow's import, {ours['ms_per_search']} ms without")
+
+
+def test_the_stand_in_leaves_an_importable_auth_app_alone(monkeypatch):
+    import sys
+    import types
+
+    from ood_mlflow import auth_stand_in
+    real = types.ModuleType("mlflow.server.auth")
+    monkeypatch.setitem(sys.modules, "mlflow.server.auth", real)
+    assert auth_stand_in.install(MLFLOW_3.auth_names, importer=lambda name: real) is False
+    assert sys.modules["mlflow.server.auth"] is real
+
+    def missing(name):
+        raise ImportError("No module named 'flask_wtf'")
+    assert auth_stand_in.install(MLFLOW_3.auth_names, importer=missing) is True
+    stand_in = sys.modules["mlflow.server.auth"]
+    assert not stand_in.auth_config and stand_in.filter_experiment_ids(["1", "2"]) == ["1", "2"]
+    assert stand_in.get_graphql_authorization_middleware() == []
+    assert auth_stand_in.install(MLFLOW_2.auth_names, importer=missing) is False  # 2.22 asks nothing of it
