@@ -24,7 +24,8 @@ import pwd
 import sys
 from urllib.parse import unquote
 
-from . import artifact_rules, ui_view
+from . import artifact_rules, auth_stand_in, ui_view
+from .one_import import adapter_for
 from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy, json_error, parse_networks
 from .proc_net import client_uid
 from .session import Plan, read_plan, read_secret
@@ -61,6 +62,9 @@ TEST_CHECKS_SWITCH = "OOD_MLFLOW_TEST_GATE_CHECKS"
 
 def create_app():
     plan = read_plan()
+    # On the CLI path too (this factory runs in the web server's process before any request): auth off, said once.
+    adapter = adapter_for(plan.mlflow_version)
+    auth_stand_in.install(adapter.auth_names if adapter else ())
     policy = policy_for(plan)
     roots = artifact_rules.allowed_roots(plan.store_kind, plan.store_path, plan.artifact_root, plan.artifact_roots)
     if os.environ.get(TEST_CHECKS_SWITCH) == "off":

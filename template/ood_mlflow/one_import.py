@@ -119,6 +119,12 @@ MLFLOW_2 = Adapter("MLflow 2.22", ((2, 22),), "werkzeug", _CLI_VARIABLES_2)
 ADAPTERS = (MLFLOW_2, MLFLOW_3)
 
 
+def adapter_for(mlflow_version: str):
+    """The adapter proven for this MLflow version, or None."""
+    found = major_minor(mlflow_version)
+    return next((adapter for adapter in ADAPTERS if found in adapter.versions), None)
+
+
 def proven_versions() -> str:
     return ", ".join(".".join(map(str, v)) for a in ADAPTERS for v in a.versions)
 
