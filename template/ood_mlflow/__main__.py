@@ -1,4 +1,4 @@
-"""`python3 -m ood_mlflow preflight|serve|ready PID`: the job's three steps."""
+"""`python3 -m ood_mlflow preflight|serve|ready PID|clean`: the job's steps."""
 
 import sys
 
@@ -11,10 +11,13 @@ def main(argv) -> int:
     if command == "serve":
         from .serve import main as run
         return run()
+    if command == "clean":
+        from .clean import main as run
+        return run()
     if command == "ready":
         from .ready import main as run
         return run(int(argv[1]) if len(argv) > 1 else 0)
-    print("usage: python3 -m ood_mlflow preflight|serve|ready [SERVER_PID]", file=sys.stderr)
+    print("usage: python3 -m ood_mlflow preflight|serve|ready [SERVER_PID]|clean", file=sys.stderr)
     return 2
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -27,6 +28,9 @@ from .one_import import CLI, Choice, ServerFlags, choose
 from .server_command import GATE_APP, HOST, server_argv, server_environment, workers_for
 from .session import SERVER_DIR, SESSION_DIR, Plan, read_plan, write_plan
 from .store_uri import POSTGRESQL, directory_url
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def allocated_cpus() -> int:
@@ -68,6 +72,8 @@ def confine(plan: Plan, session_dir=SESSION_DIR) -> str:
     temp = tempfile.mkdtemp(prefix="ood-mlflow-server-")  # in $TMPDIR when set: the server's only temp folder
     os.environ["TMPDIR"] = temp
     tempfile.tempdir = None
+    # The clean step removes it and stops this process (below any wrapper a container module adds).
+    plan = replace(plan, scratch=plan.scratch + (temp,), server_pid=os.getpid())
     # MLflow writes relative to its working directory: for an SQLite URI filename (file:...?uri=true) it makes
     # the "parent folders" ./file:/... . Those land in a folder of the session's own, not in the session folder.
     work = session_dir / SERVER_DIR
@@ -101,7 +107,23 @@ def confine(plan: Plan, session_dir=SESSION_DIR) -> str:
     return status_line(0, reason)
 
 
+def end_with_parent() -> None:
+    """SIGTERM this process when its parent dies: OOD's clean_up signals only the job script's children, and
+    a container module's wrapper (a shell that does not exec) is that child, not this interpreter."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main() -> int:
+    end_with_parent()
+    # werkzeug's server (MLflow 2.x) has no SIGTERM handler: end through Python, so `finally` clauses run.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     plan = read_plan()
     cpus = allocated_cpus()
     argv = server_argv(plan.backend_uri, plan.artifact_root, plan.port, plan.prefix, cpus, plan.registry_uri)

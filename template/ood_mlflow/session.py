@@ -25,6 +25,7 @@ SESSION_DIR = Path(__file__).resolve().parent.parent  # the staged session direc
 SETTINGS_FILE = "session.json"  # form and site values, rendered by OOD from template/session.json.erb
 PLAN_FILE = "mlflow_session.json"  # the Plan; info.html.erb reads it by this name
 SECRET_FILE = ".gate-secret"  # the session secret, mode 0600, written by before.sh
+CONNECTION_FILE = "connection.yml"  # OOD's create_yml writes it (with the secret) once after.sh returns
 PROGRESS_FILE = "conversion.json"  # a directory store's conversion progress, for the card
 LOG_FILE = "output.log"  # where OOD sends the job's output
 SERVER_DIR = "server"  # the server's working directory, the one folder of the session it may write
@@ -75,6 +76,7 @@ class Plan:
     server: str = ""
     server_reason: str = ""
     files: str = ""
+    server_pid: int = 0  # the interpreter serve runs in (below any wrapper), for the clean step
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,102 @@
+"""The job's last step (clean.sh, which OOD's clean_up sources however the job ends): leave nothing behind.
+
+A session ends by the time limit, by Cancel (scancel), by a failed start or by
+a crash of the server; Slurm's SIGTERM reaches the job shell, whose trap (set
+in before.sh) runs clean_up, as do the ends the job script sees itself. Here:
+
+- the server (the interpreter serve runs in, however many wrapper processes a
+  container module puts above it) gets SIGTERM, then SIGKILL, with its
+  children, so nothing outlives the job even where Slurm loses track of
+  processes whose parent died;
+- what the session made outside its folder goes: the server's private temp
+  folder, a read-only copy of the store, the temporary registry (Plan.scratch);
+- the session folder keeps no secret (OOD 4.1's "Download as zip" hands it
+  out): the gate's secret file and connection.yml, which holds it, are removed;
+- at the time limit, job_exit_reason says so, for OOD 4.x dashboards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+from .session import (CONNECTION_FILE, EXIT_REASON_FILE, SECRET_FILE, SESSION_DIR, read_plan)
+
+GRACE_SECONDS = 5
+TIME_LIMIT_REASON = "The session reached its time limit. Launch a new one with more hours if you need longer."
+
+
+def descendants(pid: int) -> list:
+    """`pid`'s children, grandchildren, ... (from /proc), deepest last."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as fh:
+                    parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def stop(pid: int) -> None:
+    """SIGTERM to the server and what it started, SIGKILL to whatever still runs after the grace time."""
+    if pid <= 1 or not alive(pid):
+        return
+    group = [pid] + descendants(pid)
+    for target in group:
+        _signal(target, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    while time.monotonic() < deadline and any(alive(p) for p in group):
+        time.sleep(0.1)
+    for target in group + descendants(pid):
+        if alive(target):
+            _signal(target, signal.SIGKILL)
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def remove(path: str) -> None:
+    if path and os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def main(session_dir=SESSION_DIR) -> int:
+    try:
+        plan = read_plan(session_dir)
+    except (OSError, ValueError):
+        plan = None  # preflight refused the launch: nothing was started or made
+    if plan:
+        stop(plan.server_pid)
+        for path in plan.scratch:
+            remove(path)
+        if plan.ends_at and time.time() >= plan.ends_at - 120 and not os.path.exists(session_dir / EXIT_REASON_FILE):
+            with open(session_dir / EXIT_REASON_FILE, "w", encoding="utf-8") as fh:
+                fh.write(TIME_LIMIT_REASON + "\n")
+    for name in (SECRET_FILE, CONNECTION_FILE):
+        try:
+            os.unlink(session_dir / name)
+        except FileNotFoundError:
+            pass
+    return 0
