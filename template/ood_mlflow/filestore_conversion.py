@@ -28,6 +28,7 @@ from .errors import LaunchError
 from .sqlite_store import read_only_uri
 from .store_census import differences, directory_census, sqlite_census
 from .store_uri import URL_SPECIAL
+from .store_walk import META, walk
 
 MAX_SUFFIX = 9
 
@@ -38,20 +39,13 @@ def candidate_names(store_path: str) -> list:
 
 
 def directory_runs(store_path: str) -> tuple:
-    """The run ids of a directory store and the bytes of what a conversion reads (for progress)."""
-    run_ids, size = set(), 0
-    for top in (store_path, os.path.join(store_path, ".trash")):
-        for experiment in _subdirs(top):
-            if not experiment.name.isdigit():
-                continue
-            for run in _subdirs(experiment.path):
-                meta = os.path.join(run.path, "meta.yaml")
-                if not os.path.isfile(meta):
-                    continue
-                run_ids.add(run.name)
-                size += os.path.getsize(meta) + sum(_tree_size(os.path.join(run.path, sub))
-                                                     for sub in ("metrics", "params", "tags"))
-    return run_ids, size
+    """The run ids of a directory store (store_walk, as the census counts them) and the bytes of what a
+    conversion reads (for progress)."""
+    layout = walk(store_path)
+    size = sum(os.path.getsize(os.path.join(run, META)) + sum(_tree_size(os.path.join(run, sub))
+                                                             for sub in ("metrics", "params", "tags"))
+               for run in layout.runs)
+    return layout.run_ids(), size
 
 
 def holds_runs(db_path: str, run_ids: set) -> bool:
@@ -177,17 +171,14 @@ def _journal_delete(path: str) -> None:
                           "Report this output.log to your site's support")
 
 
-def _subdirs(path: str) -> list:
-    try:
-        return [e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
-
-
 def _tree_size(path: str) -> int:
     total = 0
     for dirpath, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, name))
+            except OSError:
+                pass  # a dangling link: the tool skips it too
     return total
 
 
