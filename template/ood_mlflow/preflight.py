@@ -21,6 +21,7 @@ from .installed_mlflow import has_migrate_filestore, major_minor, mlflow_version
 from .schema import compare, mlflow_migrations
 from .sqlite_store import copy_database, is_wal, schema_revisions
 from .store_checks import check_store
+from .store_links import refuse_outward_links
 from .store_plan import (BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE,
                          postgres_action, sqlite_action)
 from .store_uri import DIRECTORY, POSTGRESQL, SQLITE, Store, parse_store, sqlite_url
@@ -107,6 +108,7 @@ def _converted(store: Store, version: str) -> tuple:
     if not has_migrate_filestore():
         raise LaunchError(f"MLflow {version} cannot convert directory stores: it has no `mlflow migrate-filestore`",
                           "Choose an MLflow 3.x version that has it (MLflow 3.17 does) on the form")
+    refuse_outward_links(store.path)  # before anything reads through them
     run_ids, size = filestore_conversion.directory_runs(store.path)
     target, reuse = filestore_conversion.choose_target(store.path, run_ids)
     keep = f"Artifacts stay in {store.path}: keep that directory."
