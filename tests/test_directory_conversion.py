@@ -59,7 +59,7 @@ def test_convert_then_reuse(launch, site_config, users, store_major):
     assert os.path.isfile(converted) and journal_mode(converted) == "delete"
     assert_same_runs(store, converted)
     assert sqlite_census(converted).runs == 4 and sqlite_census(converted).metric_points > 3
-    assert not [p for p in os.listdir(Path(store).parent) if ".converting-" in p]
+    assert not [p for p in os.listdir(Path(store).parent) if p.startswith(".")], "a private work folder was left"
     progress = json.loads((job.session.staged_root / "conversion.json").read_text())
     assert (progress["stage"], progress["runs_done"], progress["runs_total"]) == ("checking", 4, 4)
 
