@@ -5,11 +5,13 @@ The directory is never written. The converted file goes beside it, as
 something else), made so that no half-made file ever carries that name and
 nobody else can reach it while it is made: the tool writes into a private
 folder (mkdtemp, mode 0700) in the store's folder, where its SQLite side files
-stay too. The file then gets `journal_mode=DELETE` (the tool leaves WAL, which
-parallel file systems do not support) and this app's mark, is checked against
-the directory by counting both sides (store_census), gets its mode through its
-descriptor, and only then is linked to its name (a link never replaces an
-existing file). The private folder goes whatever happens.
+stay too, and the kernel keeps it to reading the store and writing that folder
+where it can (confined_tool). The file then gets `journal_mode=DELETE` (the
+tool leaves WAL, which parallel file systems do not support) and this app's
+mark, is checked against the directory by counting both sides (store_census),
+gets its mode through its descriptor, and only then is linked to its name (a
+link never replaces an existing file). The private folder goes whatever
+happens.
 
 A later launch on the same directory serves the converted file again if this
 app made it (the mark) for this user (its owner) and it holds every run of the
@@ -31,6 +33,7 @@ import threading
 import time
 from contextlib import closing
 
+from . import confined_tool
 from .errors import LaunchError
 from .sqlite_store import read_only_uri
 from .store_census import differences, directory_census, sqlite_census
@@ -163,12 +166,11 @@ def _publish(temporary: str, target: str, mode: int) -> None:
 
 
 def _run_tool(store_path: str, work: str, temporary: str, runs: int, size: int, report_progress) -> None:
-    # Unbuffered: its "Migrating experiment" line must arrive when printed, not at its exit.
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "mlflow", "migrate-filestore", "--source", store_path,
             "--target", "sqlite:///" + temporary]
-    tool = subprocess.Popen(argv, env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # Reads the store, writes only `work`. Unbuffered: its "Migrating experiment" line must arrive when printed.
+    tool = confined_tool.popen(argv, "migrate-filestore", (store_path,), work, env={"PYTHONUNBUFFERED": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, started = [], []
 
     def read_output():

@@ -1,5 +1,5 @@
-"""A real conversion with MLflow 3.17's migrate-filestore: progress while the tool runs, a private work folder, and
-the file's mode and mark set before it gets its name."""
+"""A real conversion with MLflow 3.17's migrate-filestore: progress while the tool runs, a private work folder,
+the file's mode and mark set before it gets its name, and the tool confined by the kernel to read the store."""
 
 import json
 import os
@@ -7,16 +7,17 @@ import subprocess
 
 import pytest
 
-from ood_mlflow import filestore_conversion
+from ood_mlflow import filestore_conversion, landlock
 from devportal.ood import APP_ROOT
 from devportal.testbed import mlflow_python
 
 pytestmark = pytest.mark.launch  # needs the MLflow venvs
+SECRET = "the owner's private key"
 
 CONVERT = """
 import json, sys
 sys.path.insert(0, sys.argv[3])
-from ood_mlflow import filestore_conversion
+from ood_mlflow import filestore_conversion, landlock
 seen = []
 filestore_conversion.convert(sys.argv[1], sys.argv[2], lambda *state: seen.append(state))
 print(json.dumps(seen))
@@ -47,7 +48,7 @@ def test_progress_is_reported_while_the_tool_converts(tmp_path):
 WATCHED = """
 import json, os, subprocess, sys
 sys.path.insert(0, sys.argv[3])
-from ood_mlflow import filestore_conversion
+from ood_mlflow import filestore_conversion, landlock
 seen = {"tool": [], "links": []}
 real_popen, real_link = subprocess.Popen, os.link
 
@@ -93,3 +94,47 @@ def test_the_tool_writes_in_a_private_folder_and_the_file_has_its_mode_and_mark_
     assert sorted(os.listdir(project)) == ["mlruns", "mlruns.db"]
     with open(project / "mlruns.db", "rb") as fh:
         assert int.from_bytes(fh.read(72)[68:72], "big") == filestore_conversion.APPLICATION_ID
+
+
+# A project member swaps a param file for a link to the owner's key after every check, as the tool starts.
+PLANTED_AT_START = """
+import json, os, subprocess, sys
+sys.path.insert(0, sys.argv[3])
+from ood_mlflow import filestore_conversion, landlock
+from ood_mlflow.errors import LaunchError
+param, secret = sys.argv[4:6]
+real_popen = subprocess.Popen
+
+class Planting(real_popen):
+    def __init__(self, argv, *args, **kwargs):
+        if "migrate-filestore" in argv:
+            os.unlink(param)
+            os.symlink(secret, param)
+        super().__init__(argv, *args, **kwargs)
+
+subprocess.Popen = Planting
+try:
+    filestore_conversion.convert(sys.argv[1], sys.argv[2], lambda *state: None)
+    print(json.dumps({"converted": True}))
+except LaunchError as error:
+    print(json.dumps({"error": error.line}))
+"""
+
+
+@pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock")
+def test_a_link_planted_as_the_tool_starts_fails_inside_the_tool(tmp_path):
+    project, store, env = small_store(tmp_path, 0o775)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "id_ed25519").write_text(SECRET)
+    param = next(store.glob("*/*/params/lr"))
+    done = subprocess.run([str(mlflow_python("3")), "-c", PLANTED_AT_START, str(store), str(project / "mlruns.db"),
+                           str(APP_ROOT / "template"), str(param), str(home / "id_ed25519")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "error" in result, "the conversion read through the planted link"
+    assert "migrate-filestore could not convert" in result["error"] and "Permission denied" in result["error"]
+    assert sorted(os.listdir(project)) == ["mlruns"]
+    assert not [path for path in project.rglob("*") if path.is_file() and not path.is_symlink()
+                and SECRET.encode() in path.read_bytes()]
