@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import shutil
 import subprocess
 from pathlib import Path
@@ -114,6 +115,21 @@ def own_tree(top, owner: str, mode: int = 0o700) -> None:
     """Give `top` and everything in it to `owner`; `top` itself gets `mode`."""
     chown_tree(top, owner)
     os.chmod(top, mode)
+
+
+def share_with(top, user: str) -> None:
+    """Make `top` a project folder `user` can write in too, as a shared store's is: every folder in it gets
+    `user`'s group and group write (the files keep their owner's)."""
+    gid = pwd.getpwnam(user).pw_gid
+    for dirpath, _, _ in os.walk(top):
+        os.chown(dirpath, -1, gid)
+        os.chmod(dirpath, os.stat(dirpath).st_mode | 0o070)
+
+
+def as_user(user: str, *argv: str) -> None:
+    """Run `argv` as `user` (a project member at work in a shared folder)."""
+    done = subprocess.run(["runuser", "-u", user, "--", *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{argv} as {user} failed: {done.stderr}"
 
 
 MODULE_ROOT = Path("/etc/lmod/modules")  # on Debian's Lmod MODULEPATH, as a site's modules are

@@ -1,5 +1,6 @@
 """The store is the user's: read-only sessions never write it, an upgrade keeps a
-backup, parallel-file-system hazards are named, hostile form values run nothing.
+backup and writes nothing through a link a project member planted in the store's
+folder, parallel-file-system hazards are named, hostile form values run nothing.
 
 Stores are made by real MLflow 2.22 and 3.17; the sha256 of every file is
 compared before and after each session that must not change them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import pwd
 import sqlite3
 import shutil
 import subprocess
@@ -23,7 +25,7 @@ import pytest
 from devportal.client import SessionClient
 from devportal.jobs import output_lines
 from devportal.ood import stage
-from devportal.testbed import OWNER, STORES_ROOT, make_store, own_tree, tree_digest
+from devportal.testbed import OTHER, OWNER, STORES_ROOT, as_user, make_store, own_tree, share_with, tree_digest
 
 
 def assert_changes_refused(client):
@@ -68,8 +70,36 @@ def test_upgrade_in_place_keeps_a_backup(launch, site_config, users):
     assert backup.startswith(store + ".backup-") and os.path.exists(backup)
     assert tree_digest(Path(store).parent)[os.path.basename(backup)] == original, "the backup is not the old store"
     assert backup in job.session.render_info()
+    assert not [name for name in os.listdir(Path(store).parent) if name.startswith(".")], "a work folder was left"
     with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("dc11669786a5",)]
+
+
+def test_an_upgrade_never_writes_through_a_link_a_project_member_planted(launch, site_config, users):
+    store = make_store("sqlite", "2", OWNER, name="-upgrade-planted")
+    folder = Path(store).parent
+    owner = pwd.getpwnam(OWNER)
+    private = Path(owner.pw_dir) / "private-upgrade"  # another store of the owner's, outside the shared folder
+    private.mkdir(exist_ok=True)
+    victim = private / "mlruns.db"
+    shutil.copyfile(store, victim)
+    for path in (private, victim):
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    before = victim.read_bytes()
+    own_tree(folder, OWNER, 0o755)
+    share_with(folder, OTHER)
+    as_user(OTHER, "ln", "-sf", str(victim), store)  # replaces the store in the shared folder
+    listing = sorted(os.listdir(folder))
+    try:
+        job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": "upgrade"}, site_config("3"))
+        job.wait_finished(timeout=90)
+        errors = output_lines(job.session, "ERROR:")
+        assert len(errors) == 1 and "is a symbolic link" in errors[0] and f"user {OTHER}" in errors[0], errors
+        assert str(victim) in errors[0]
+        assert victim.read_bytes() == before, "the owner's other store was upgraded through the link"
+        assert sorted(os.listdir(folder)) == listing, "a backup or a work folder was made"
+    finally:
+        shutil.rmtree(private)
 
 
 def test_wal_store_gets_a_warning_and_still_opens(launch, site_config, users):

@@ -2,33 +2,48 @@
 
 The directory is never written. The converted file goes beside it, as
 `<store>.db` (or `<store>-converted.db`, ... when that name is taken by
-something else), and is made so that no half-made file ever carries that name:
-the tool writes a hidden temporary file in the same folder, which then gets
-`journal_mode=DELETE` (the tool leaves WAL, which parallel file systems do not
-support), is checked against the directory by counting both sides
-(store_census), and only then is linked to its name (a link never replaces an
-existing file). Any failure removes the temporary file.
+something else), made so that no half-made file ever carries that name and
+nobody else can reach it while it is made: the tool writes into a private
+folder (mkdtemp, mode 0700) in the store's folder, where its SQLite side files
+stay too, and the kernel keeps it to reading the store and writing that folder
+where it can (confined_tool). The file then gets `journal_mode=DELETE` (the
+tool leaves WAL, which parallel file systems do not support) and this app's
+mark, is checked against the directory by counting both sides (store_census),
+gets its mode through its descriptor, and only then is linked to its name (a
+link never replaces an existing file). The private folder goes whatever
+happens.
 
-A later launch on the same directory finds the converted file (it holds every
-run of the directory) and serves it again.
+A later launch on the same directory serves the converted file again if this
+app made it (the mark) for this user (its owner) and it holds every run of the
+directory. Any other file at that name is someone else's: a project member who
+can write the folder could have put a file of their own there.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import closing
 
+from . import confined_tool
 from .errors import LaunchError
 from .sqlite_store import read_only_uri
 from .store_census import differences, directory_census, sqlite_census
+from .store_checks import SQLITE_MAGIC
 from .store_uri import URL_SPECIAL
+from .store_walk import META, walk
 
+# SQLite's header field for the program that made a file (PRAGMA application_id, bytes 68-71): "OODM".
+# Neither MLflow, Alembic nor SQLAlchemy sets it, and it survives their writes and schema upgrades.
+APPLICATION_ID = 0x4F4F444D
 MAX_SUFFIX = 9
 
 
@@ -38,20 +53,13 @@ def candidate_names(store_path: str) -> list:
 
 
 def directory_runs(store_path: str) -> tuple:
-    """The run ids of a directory store and the bytes of what a conversion reads (for progress)."""
-    run_ids, size = set(), 0
-    for top in (store_path, os.path.join(store_path, ".trash")):
-        for experiment in _subdirs(top):
-            if not experiment.name.isdigit():
-                continue
-            for run in _subdirs(experiment.path):
-                meta = os.path.join(run.path, "meta.yaml")
-                if not os.path.isfile(meta):
-                    continue
-                run_ids.add(run.name)
-                size += os.path.getsize(meta) + sum(_tree_size(os.path.join(run.path, sub))
-                                                     for sub in ("metrics", "params", "tags"))
-    return run_ids, size
+    """The run ids of a directory store (store_walk, as the census counts them) and the bytes of what a
+    conversion reads (for progress)."""
+    layout = walk(store_path)
+    size = sum(os.path.getsize(os.path.join(run, META)) + sum(_tree_size(os.path.join(run, sub))
+                                                             for sub in ("metrics", "params", "tags"))
+               for run in layout.runs)
+    return layout.run_ids(), size
 
 
 def holds_runs(db_path: str, run_ids: set) -> bool:
@@ -65,16 +73,37 @@ def holds_runs(db_path: str, run_ids: set) -> bool:
     return run_ids <= found
 
 
+def is_ours(mode: int, owner: int, header: bytes, uid: int) -> bool:
+    """True for a regular file owned by `uid` whose SQLite header carries this app's mark."""
+    return (stat.S_ISREG(mode) and owner == uid and header[:len(SQLITE_MAGIC)] == SQLITE_MAGIC
+            and int.from_bytes(header[68:72], "big") == APPLICATION_ID)
+
+
+def made_here_for_me(db_path: str) -> bool:
+    """True if `db_path` is this app's conversion made by this user: the mark and the owner, read through one
+    descriptor (a link at the name is not followed; O_NONBLOCK: a planted FIFO does not hang the launch)."""
+    try:
+        fd = os.open(db_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        found = os.fstat(fd)
+        header = os.pread(fd, 100, 0) if stat.S_ISREG(found.st_mode) else b""
+    finally:
+        os.close(fd)
+    return is_ours(found.st_mode, found.st_uid, header, os.getuid())
+
+
 def choose_target(store_path: str, run_ids: set) -> tuple:
     """(path, True) to reuse an earlier conversion, (path, False) for a free name; never a taken one."""
     for name in candidate_names(store_path):
         if not os.path.lexists(name):
             return name, False
-        if os.path.isfile(name) and holds_runs(name, run_ids):
+        if made_here_for_me(name) and holds_runs(name, run_ids):
             return name, True
     raise LaunchError(
         f"Every name for the converted store is taken ({candidate_names(store_path)[0]!r} to "
-        f"{candidate_names(store_path)[-1]!r}) by files that are not a conversion of {store_path!r}",
+        f"{candidate_names(store_path)[-1]!r}) by files that are not your conversion of {store_path!r} by this app",
         "Move one of them away, or launch with the SQLite file you want to browse",
     )
 
@@ -90,13 +119,15 @@ def convert(store_path: str, target: str, report_progress, size: int = 0) -> dic
     if URL_SPECIAL & set(target):
         raise LaunchError(f"MLflow's converter cannot write to {target!r}: the path has ?, # or %, which it "
                           f"reads as part of a URL", "Rename the folder or the store so its path has none of them")
-    temporary = os.path.join(folder, f".{os.path.basename(target)}.converting-{os.getpid()}")
+    # Private (0700): nobody else can plant a link in it, open the file or its side files, or take their names.
+    work = tempfile.mkdtemp(prefix=".ood-mlflow-converting-", dir=folder)
+    temporary = os.path.join(work, os.path.basename(target))
     try:
         census = directory_census(store_path, lambda done, total: report_progress("counting", done, total))
         size = size or directory_runs(store_path)[1]
-        _run_tool(store_path, temporary, census.runs, size, report_progress)
+        _run_tool(store_path, work, temporary, census.runs, size, report_progress)
         report_progress("checking", census.runs, census.runs)
-        _journal_delete(temporary)
+        _finish(temporary)
         converted = sqlite_census(temporary)
         wrong = differences(census, converted)
         if wrong:
@@ -104,17 +135,21 @@ def convert(store_path: str, target: str, report_progress, size: int = 0) -> dic
                               f"{'; '.join(wrong)}); the directory is unchanged and no SQLite file was kept",
                               "If a training job was logging to the directory, relaunch when it has finished; "
                               "otherwise report this output.log to your site's support")
-        _publish(temporary, target)
-        os.chmod(target, os.stat(store_path).st_mode & 0o666)
+        _publish(temporary, target, os.stat(store_path).st_mode & 0o666)
         return census.__dict__
     finally:
-        for leftover in (temporary, temporary + "-wal", temporary + "-shm", temporary + "-journal"):
-            if os.path.lexists(leftover):
-                os.unlink(leftover)
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def _publish(temporary: str, target: str) -> None:
-    """Give the checked file its name, never replacing a file that took the name meanwhile."""
+def _publish(temporary: str, target: str, mode: int) -> None:
+    """Give the checked file its mode (through its descriptor) and then its name, never replacing a file that
+    took the name meanwhile."""
+    fd = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, mode)
+        os.fsync(fd)  # the tool writes with synchronous=OFF
+    finally:
+        os.close(fd)
     try:
         try:
             os.link(temporary, target)
@@ -130,13 +165,12 @@ def _publish(temporary: str, target: str) -> None:
     os.replace(temporary, target)
 
 
-def _run_tool(store_path: str, temporary: str, runs: int, size: int, report_progress) -> None:
-    # Unbuffered: its "Migrating experiment" line must arrive when printed, not at its exit.
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
+def _run_tool(store_path: str, work: str, temporary: str, runs: int, size: int, report_progress) -> None:
     argv = [sys.executable, "-m", "mlflow", "migrate-filestore", "--source", store_path,
             "--target", "sqlite:///" + temporary]
-    tool = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # Reads the store, writes only `work`. Unbuffered: its "Migrating experiment" line must arrive when printed.
+    tool = confined_tool.popen(argv, "migrate-filestore", (store_path,), work, env={"PYTHONUNBUFFERED": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, started = [], []
 
     def read_output():
@@ -169,25 +203,24 @@ def _bytes_read(pid: int) -> int:
         return 0
 
 
-def _journal_delete(path: str) -> None:
+def _finish(path: str) -> None:
+    """journal_mode=DELETE, and this app's mark (choose_target reuses only marked files)."""
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         mode = db.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
     if mode != "delete":
         raise LaunchError(f"The converted store could not be switched to journal_mode=DELETE (it stayed {mode})",
                           "Report this output.log to your site's support")
 
 
-def _subdirs(path: str) -> list:
-    try:
-        return [e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
-
-
 def _tree_size(path: str) -> int:
     total = 0
     for dirpath, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, name))
+            except OSError:
+                pass  # a dangling link: the tool skips it too
     return total
 
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-from . import filestore_conversion, postgres_store, settings
+from . import confined_tool, filestore_conversion, postgres_store, settings
 from .session import PROGRESS_FILE, SESSION_DIR, Plan, public_prefix, write_plan
 from .errors import LaunchError, report, warn
 from .installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
 from .schema import compare, mlflow_migrations
 from .sqlite_store import copy_database, is_wal, schema_revisions
 from .store_checks import check_store
+from .store_links import link_owner, refuse_outward_links
 from .store_plan import (BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE,
                          postgres_action, sqlite_action)
 from .store_uri import DIRECTORY, POSTGRESQL, SQLITE, Store, parse_store, sqlite_url
@@ -107,6 +109,7 @@ def _converted(store: Store, version: str) -> tuple:
     if not has_migrate_filestore():
         raise LaunchError(f"MLflow {version} cannot convert directory stores: it has no `mlflow migrate-filestore`",
                           "Choose an MLflow 3.x version that has it (MLflow 3.17 does) on the form")
+    refuse_outward_links(store.path)  # before anything reads through them
     run_ids, size = filestore_conversion.directory_runs(store.path)
     target, reuse = filestore_conversion.choose_target(store.path, run_ids)
     keep = f"Artifacts stay in {store.path}: keep that directory."
@@ -129,7 +132,7 @@ def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
     copy = os.path.join(work, os.path.basename(store.path))
     copy_database(store.path, copy)
     if upgrade:
-        _mlflow_db_upgrade(copy)
+        _mlflow_db_upgrade(copy, work)
     made = time.strftime("%Y-%m-%d %H:%M")
     how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "as it was then"
     print(f"Read-only session: serving a node-local copy of the store ({copy}), {how}.", flush=True)
@@ -147,22 +150,45 @@ def _backup_and_upgrade(plan: Plan, store: Store) -> Plan:
             f"(for the backup copy)",
             "Ask the store's owner to upgrade it, or choose Store access 'Read-only'",
         )
+    real = os.path.realpath(store.path)
+    if os.path.dirname(real) != os.path.realpath(directory):
+        raise LaunchError(
+            f"The store {store.path!r} is a symbolic link (made by {link_owner(store.path)}) to {real!r}, in another "
+            f"folder, and an upgrade may write only in the store's folder; nothing was changed",
+            "If that file is your store, launch with its own path; if you did not make the link, ask its owner "
+            "why (anyone who can write the folder can plant one)",
+        )
     backup = f"{store.path}.backup-{time.strftime('%Y%m%d-%H%M%S')}"
-    copy_database(store.path, backup)
+    try:
+        copy_database(store.path, backup)
+    except FileExistsError:
+        raise LaunchError(f"{backup!r} exists already, so the store was not backed up or upgraded",
+                          "Relaunch (the backup's name holds the time); if it recurs, ask who made that file") from None
     print(f"Backed up the store to {backup}; upgrading its schema to MLflow {plan.mlflow_version}'s.", flush=True)
-    _mlflow_db_upgrade(store.path)
+    # In place, with the tool allowed to write only in the store's folder (its own private temporary folder
+    # there): SQLite's locks keep serialising the upgrade with training jobs that write the store, which keep
+    # their file. Upgrading a private copy and renaming it over the store would orphan what any process holding
+    # the store open writes after the copy (MLflow clients keep pooled connections) and give the store a new
+    # owner. A planted link that leads out of the folder fails with EACCES in the tool; SQLite itself opens its
+    # journal, WAL and shm files with O_NOFOLLOW (seen with 3.40), so a link at those names fails too.
+    scratch = tempfile.mkdtemp(prefix=".ood-mlflow-upgrading-", dir=directory)
+    try:
+        _mlflow_db_upgrade(store.path, directory, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return dataclasses.replace(plan, backup=backup,
                     note=f"The store's schema was upgraded to MLflow {plan.mlflow_version}'s; "
                          f"a backup of the store as it was is at {backup}.")
 
 
-def _mlflow_db_upgrade(path: str) -> None:
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+def _mlflow_db_upgrade(path: str, work_dir: str, temp_dir: str = "") -> None:
+    """`mlflow db upgrade` on the SQLite file `path`, confined to write only in `work_dir` (confined_tool)."""
     url = sqlite_url(path, decodes_percent=sqlalchemy_decodes_percent())
-    done = subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", url], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if done.returncode != 0:
-        sys.stdout.write(done.stdout[-3000:])
+    tool = confined_tool.popen([sys.executable, "-m", "mlflow", "db", "upgrade", url], "db upgrade", (), work_dir,
+                               temp_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = tool.communicate()[0]
+    if tool.returncode != 0:
+        sys.stdout.write(output[-3000:])
         raise LaunchError(
             f"MLflow could not upgrade the schema of {path!r} (its messages are just above)",
             "Report it to your site's support with this output.log",

@@ -2,8 +2,8 @@
 
 The store is opened with SQLite's read-only URI mode (`mode=ro`), so nothing
 here can write to it, create a journal beside it or change its journal mode.
-Copies go through SQLite's online backup API, which gives a consistent copy
-even while a training job writes.
+Copies are consistent even while a training job writes: byte for byte under
+a read transaction, or through SQLite's online backup API for a WAL database.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import tempfile
 from contextlib import closing
 from urllib.parse import quote
 
@@ -46,26 +47,59 @@ def schema_revisions(path: str) -> set:
 def copy_database(source: str, target: str) -> None:
     """A consistent copy of `source` at `target` (mode 0600), reading the source read-only.
 
-    In rollback-journal mode the copy is byte for byte, made while a read
-    transaction keeps writers out; a WAL database (whose recent pages live in
-    its -wal file) is copied page by page with SQLite's backup API.
+    The target is created with O_EXCL and written only through that descriptor, never reopened by name: in a
+    shared folder its name could be swapped meanwhile for a link to another of the user's files. In
+    rollback-journal mode the copy is byte for byte, made while a read transaction keeps writers out; a WAL
+    database (whose recent pages live in its -wal file) is copied page by page with SQLite's backup API into
+    a private folder beside the target, whose bytes then go through the descriptor.
     """
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        with closing(sqlite3.connect(read_only_uri(source), uri=True, timeout=LOCK_WAIT_SECONDS,
-                                     isolation_level=None)) as src:
-            if is_wal(source):
-                with closing(sqlite3.connect(target)) as dst:
-                    src.backup(dst)
-            else:
-                src.execute("BEGIN")
-                src.execute("SELECT count(*) FROM sqlite_master").fetchall()  # takes the shared lock
-                shutil.copyfile(source, target)
-                src.execute("COMMIT")
+        try:
+            _copy_into(source, fd, os.path.dirname(target) or ".")
+        except BaseException:
+            _remove_if_still(target, fd)
+            raise
     except sqlite3.DatabaseError as error:
-        os.unlink(target)
         raise _unreadable(source, error) from None
+    finally:
+        os.close(fd)
+
+
+def _copy_into(source: str, fd: int, folder: str) -> None:
+    with closing(sqlite3.connect(read_only_uri(source), uri=True, timeout=LOCK_WAIT_SECONDS,
+                                 isolation_level=None)) as src:
+        if is_wal(source):
+            work = tempfile.mkdtemp(prefix=".ood-mlflow-copying-", dir=folder)  # 0700: no one else reaches it
+            try:
+                staged = os.path.join(work, "copy.db")
+                with closing(sqlite3.connect(staged)) as dst:
+                    src.backup(dst)
+                _write_from(staged, fd)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        else:
+            src.execute("BEGIN")
+            src.execute("SELECT count(*) FROM sqlite_master").fetchall()  # takes the shared lock
+            _write_from(source, fd)
+            src.execute("COMMIT")
+    os.fsync(fd)
+
+
+def _write_from(path: str, fd: int) -> None:
+    with open(path, "rb") as fh, os.fdopen(fd, "wb", closefd=False) as out:
+        shutil.copyfileobj(fh, out, 1 << 20)
+
+
+def _remove_if_still(target: str, fd: int) -> None:
+    """Remove a half-made copy, if its name still is that file (someone may have swapped it meanwhile)."""
+    made = os.fstat(fd)
+    try:
+        found = os.lstat(target)
+    except OSError:
+        return
+    if (found.st_dev, found.st_ino) == (made.st_dev, made.st_ino):
+        os.unlink(target)
 
 
 def _unreadable(path: str, error: Exception) -> LaunchError:

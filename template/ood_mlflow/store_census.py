@@ -7,11 +7,9 @@ not what the directory holds.
 
 The directory is walked the way the tool walks it, so that both sides count
 the same things:
-- experiments: the directories with a numeric name, at the top and in .trash
-  (deleted experiments are migrated too), that have a meta.yaml;
-- runs: the subdirectories of an experiment, other than its reserved folders
-  (tags, datasets, traces, models), that have a meta.yaml; deleted runs stay
-  in their experiment with lifecycle_stage "deleted" and are migrated too;
+- experiments and runs as store_walk finds them (deleted experiments, in
+  .trash, and deleted runs, which stay in their experiment with
+  lifecycle_stage "deleted", are migrated too);
 - params, tags, metrics: every file under params/, tags/, metrics/, recursing
   because a key with "/" is a subfolder; metric files count one point a line.
   The tool copies tag files as they are: the mlflow.runName tag is a file the
@@ -32,8 +30,8 @@ from contextlib import closing
 from dataclasses import dataclass, fields
 from urllib.parse import quote
 
-# Folders inside an experiment that are not runs (fs2db/_tracking.py RESERVED_FOLDERS).
-RESERVED_FOLDERS = {"tags", "datasets", "traces", "models", ".trash"}
+from .store_walk import entries, walk
+
 PROGRESS_EVERY = 200
 
 
@@ -52,13 +50,8 @@ def directory_census(store_dir: str, progress=None) -> Census:
     `store_dir` is counted as given: the tool would migrate store_dir/mlruns
     instead if that existed, and a difference is then what we want to see.
     """
-    experiments = []
-    for top in (store_dir, os.path.join(store_dir, ".trash")):
-        experiments += [entry.path for entry in _subdirs(top) if _is_int(entry.name)
-                        and os.path.isfile(os.path.join(entry.path, "meta.yaml"))]
-    # The run list first, so that progress can say how many there are in all.
-    runs = [entry.path for experiment in experiments for entry in _subdirs(experiment)
-            if entry.name not in RESERVED_FOLDERS and os.path.isfile(os.path.join(entry.path, "meta.yaml"))]
+    layout = walk(store_dir)
+    experiments, runs = layout.experiments, layout.runs
     tags = sum(1 for experiment in experiments for _ in _files(os.path.join(experiment, "tags")))
     params = metric_points = 0
     for done, run in enumerate(runs, 1):
@@ -100,32 +93,9 @@ def differences(a: Census, b: Census) -> list[str]:
             for field in fields(Census) if getattr(a, field.name) != getattr(b, field.name)]
 
 
-def _is_int(name: str) -> bool:
-    # The tool's test for an experiment folder is int(name), which also takes " 1" or "1_0".
-    try:
-        int(name)
-    except ValueError:
-        return False
-    return True
-
-
-def _subdirs(path: str) -> list:
-    # Path.is_dir() in the tool follows symbolic links; so does DirEntry.is_dir().
-    try:
-        with os.scandir(path) as entries:
-            return [entry for entry in entries if entry.is_dir()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 def _files(path: str):
     """Every file below `path`, as the tool's Path.rglob("*") + is_file() finds them."""
-    try:
-        with os.scandir(path) as entries:
-            entries = list(entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
+    for entry in entries(path):
         if entry.is_file():
             yield entry.path
         elif entry.is_dir(follow_symlinks=False):  # rglob does not descend into linked folders

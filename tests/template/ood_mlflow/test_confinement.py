@@ -1,7 +1,8 @@
 """The kernel layer on its own: the rules a Plan gives (pure), and Landlock enforcing them in a child process.
 
-The child runs `python3` with the app's package, confines itself with landlock.restrict as serve does, and
-tries what MLflow could be made to do; it needs no root, no MLflow and no session."""
+The child runs `python3` with the app's package, confines itself with landlock.restrict as serve does (or is
+started confined, as MLflow's tools are: confined_tool), and tries what MLflow could be made to do; it needs no
+root, no MLflow and no session."""
 
 from __future__ import annotations
 
@@ -133,3 +134,47 @@ def test_landlock_keeps_a_process_and_its_children_inside_the_store(tmp_path):
     assert seen == {name: 13 for name in seen}, seen  # EACCES for every other attempt
     assert (outside / "key").read_text() == "secret" and not (outside / ".bashrc.d").exists()
     assert not (outside / "planted").exists()
+
+
+TOOL = """
+import json, os, sys
+seen = {}
+for name, action in (("read the store", lambda: open(sys.argv[1]).read()),
+                     ("read outside", lambda: open(sys.argv[2]).read()),
+                     ("write its folder", lambda: open("made-here", "w").write("x")),
+                     ("write the store's folder", lambda: open(sys.argv[1] + ".new", "w").write("x"))):
+    try:
+        action()
+        seen[name] = "done"
+    except OSError as error:
+        seen[name] = error.errno
+seen["cwd"], seen["tmpdir"] = os.getcwd(), os.environ["TMPDIR"]
+print(json.dumps(seen))
+"""
+
+
+def run_tool(tmp_path):
+    from ood_mlflow import confined_tool
+
+    store, outside, work = tmp_path / "store", tmp_path / "outside", tmp_path / "work"
+    for folder in (store, outside, work):
+        folder.mkdir()
+    (store / "meta.yaml").write_text("name: exp\n")
+    (outside / "key").write_text("secret")
+    tool = confined_tool.popen([sys.executable, "-c", TOOL, str(store / "meta.yaml"), str(outside / "key")],
+                               "a tool", (str(store),), str(work), stdout=subprocess.PIPE, text=True)
+    return json.loads(tool.communicate(timeout=60)[0]), work
+
+
+@needs_landlock
+def test_a_tool_reads_what_it_is_given_and_writes_only_its_work_folder(tmp_path):
+    seen, work = run_tool(tmp_path)
+    assert (seen.pop("cwd"), seen.pop("tmpdir")) == (str(work), str(work))
+    assert seen == {"read the store": "done", "read outside": 13, "write its folder": "done",
+                    "write the store's folder": 13}
+
+
+def test_without_landlock_a_tool_runs_as_before(monkeypatch, tmp_path):
+    monkeypatch.setattr(landlock, "abi_version", lambda: 0)
+    seen, _ = run_tool(tmp_path)
+    assert seen["read outside"] == "done" and seen["write the store's folder"] == "done"
