@@ -77,6 +77,7 @@ NOT_ON_LIST = (
     "This MLflow action is switched off in Open OnDemand sessions: a session offers what the MLflow UI needs to "
     "browse and edit the tracking store, and nothing that runs programs, calls out or administers."
 )
+NO_SUCH_ROUTE = "MLflow has no such route."
 READ_ONLY_REFUSAL = (
     "This MLflow session is read-only, so nothing in the tracking store can be changed. "
     "To make changes, launch a new session with Store access 'Read and write'."
@@ -181,7 +182,7 @@ class GatePolicy:
                             (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
         variables = routes.allowed(method, route, self.read_only)
         if variables is None and (self.read_only or self.checks):
-            return json_error(403, "PERMISSION_DENIED", READ_ONLY_REFUSAL if self.read_only else NOT_ON_LIST)
+            return _not_listed(method, route, self.read_only)
         message = gate_ids.request_refusal(route, variables or {}, query) if self.checks else ""
         if message:
             return json_error(403, "PERMISSION_DENIED", message)
@@ -233,6 +234,17 @@ class GatePolicy:
         same); a request straight to the node gets the path MLflow serves under."""
         through_portal = "x-forwarded-host" in headers or "x-forwarded-user" in headers
         return self.proxy_path if through_portal and self.proxy_path else self.prefix or "/"
+
+
+def _not_listed(method: str, route: str, read_only: bool) -> Decision:
+    """The answer to a request that is not on the session's allowlist."""
+    if method not in ("GET", "HEAD"):
+        return json_error(403, "PERMISSION_DENIED", READ_ONLY_REFUSAL if read_only else NOT_ON_LIST)
+    if routes.names_artifacts(route):
+        return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
+    # Both lists hold every GET MLflow 2.22 and 3.17 route but the refused ones: MLflow has no route for this one
+    # and would answer 404, which the UI expects for some it asks for (users/current, of MLflow's auth app).
+    return json_error(404, "ENDPOINT_NOT_FOUND", NO_SUCH_ROUTE)
 
 
 def _sends_body(headers: dict) -> bool:

@@ -72,7 +72,6 @@ ARTIFACT_ROUTES = (
 UI_READS = (re.compile(_API + r"/mlflow/assistant/(?:config|providers)"),)
 GATEWAY_LIST = re.compile(_API + r"/mlflow/gateway-proxy")
 EMPTY_GATEWAY = '{"endpoints": []}'
-EXPERIMENT_CREATE = re.compile(_API + r"/mlflow/experiments/create")
 GRAPHQL = re.compile(r"/graphql")
 
 

@@ -338,3 +338,11 @@ def test_the_cookie_path_is_the_one_the_browser_sees():
     node = owned(prefix="/node/c1234.cluster/5001", proxy_path="/node/c1234.cluster/5001")
     for headers in ({}, {"x-forwarded-host": PORTAL}):
         assert "Path=/node/c1234.cluster/5001;" in dict(node.login(body, headers).headers)["Set-Cookie"]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_get_mlflow_does_not_route_is_answered_as_mlflow_does(read_only):
+    gate = owned(read_only=read_only)
+    decision = gate.decide("GET", "/ajax-api/2.0/mlflow/users/current", {"host": NODE, "cookie": owners_cookie(gate)})
+    assert (decision.action, decision.status) == ("respond", 404), "the 3.x UI asks for it on every page"
+    assert '"error_code": "ENDPOINT_NOT_FOUND"' in decision.body
