@@ -1,13 +1,16 @@
 """A session reads and writes artifacts only inside the store (and the roots the site adds).
 
-Two attacks from the security review, each through the session's own API with the
+Attacks from the security review, each through the session's own API with the
 owner's cookie (what a page on the portal origin could make the owner's browser do):
 - the chain: an experiment whose artifact_location is the store root, a run in it,
   and an uploaded meta.yaml that makes MLflow see a run named `artifacts` whose
   artifact_uri is the owner's home; then read the owner's key and write .bashrc;
 - the planted run: a project member edits a run's artifact_uri in a shared SQLite
-  store to point at the owner's home.
-Both must be refused on MLflow 3.17 and 2.22, with nothing written outside the
+  store to point at the owner's home;
+- the planted symlink named twice-encoded: a link in a run's artifact folder to the
+  owner's home, asked for as `lnk%252F...`, which the web server decodes once and
+  MLflow again.
+All must be refused on MLflow 3.17 and 2.22, with nothing written outside the
 store, while the store's own artifacts are still served.
 """
 
@@ -56,11 +59,11 @@ def upload(client, query: dict, body: bytes):
                           {"Content-Type": "application/octet-stream"})
 
 
-def assert_refused(answer, what):
+def assert_refused(answer, what, because=b"artifact_roots"):
     status, _, body = answer
     assert status == 403, f"{what}: {status} {body[:300]!r}"
     assert SECRET_TEXT.encode() not in body
-    assert b"artifact_roots" in body, body
+    assert because in body, body
 
 
 def assert_own_artifacts_served(client):
@@ -97,10 +100,15 @@ def test_the_artifact_chain_is_stopped_at_the_store(launch, site_config, owners_
                           ("meta.yaml", fake_run_meta(run_id, str(owners_home)))]:
         status, _, body = upload(client, {"run_uuid": run_id, "path": path}, content)
         assert status == 200, body
-    assert client.api("GET", "runs/get?run_id=artifacts")[1]["run"]["info"]["artifact_uri"] == str(owners_home)
-    assert_refused(get_artifact(client, {"run_uuid": "artifacts", "path": "secret-key.txt"}), "read the owner's key")
-    assert_refused(client.request("GET", "/ajax-api/2.0/mlflow/artifacts/list?run_id=artifacts"), "list the home")
-    assert_refused(upload(client, {"run_uuid": "artifacts", "path": ".bashrc"}, b"echo owned\n"), "write .bashrc")
+    # The planted run's ID is a folder name, not one MLflow makes: the gate refuses to name it at all.
+    not_an_id = b"not an ID MLflow makes"
+    assert_refused(client.request("GET", "/ajax-api/2.0/mlflow/runs/get?run_id=artifacts"), "see it", not_an_id)
+    assert_refused(get_artifact(client, {"run_uuid": "artifacts", "path": "secret-key.txt"}), "read the owner's key",
+                   not_an_id)
+    assert_refused(client.request("GET", "/ajax-api/2.0/mlflow/artifacts/list?run_id=artifacts"), "list the home",
+                   not_an_id)
+    assert_refused(upload(client, {"run_uuid": "artifacts", "path": ".bashrc"}, b"echo owned\n"), "write .bashrc",
+                   not_an_id)
     assert not (owners_home / ".bashrc").exists() or b"owned" not in (owners_home / ".bashrc").read_bytes()
     assert_own_artifacts_served(client)
 
@@ -132,3 +140,24 @@ def test_site_artifact_roots_let_a_session_serve_more(launch, site_config, owner
     client.login()
     status, _, body = get_artifact(client, {"run_id": planted, "path": "secret-key.txt"})
     assert status == 200 and body == SECRET_TEXT.encode(), "a site's artifact_roots must be served"
+
+
+@pytest.mark.parametrize("major", ["3", "2"])
+def test_a_symlink_named_twice_encoded_is_refused(launch, site_config, owners_home, major):
+    store = make_store("file", major, OWNER, name="-encoded")
+    client = SessionClient(launch({"mlflow_tracking_uri": store}, site_config(major)).wait_running(timeout=150))
+    client.login()
+    found = client.api("POST", "runs/search", {"experiment_ids": [client.experiment_id()], "max_results": 2})[1]
+    run_id = found["runs"][1]["info"]["run_id"]  # not the run assert_own_artifacts_served lists
+    artifacts = next(Path(store).glob(f"*/{run_id}/artifacts"))
+    (artifacts / "lnk").symlink_to(owners_home)  # a project member's link in a shared store
+    os.lchown(artifacts / "lnk", pwd.getpwnam(OWNER).pw_uid, -1)
+    # urlencode writes lnk%252Fsecret-key.txt: the web server hands lnk%2Fsecret-key.txt on, MLflow decodes it again.
+    for path in ("lnk%2Fsecret-key.txt", "lnk%2F..%2Flnk%2Fsecret-key.txt"):
+        assert_refused(get_artifact(client, {"run_uuid": run_id, "path": path}), "read through the link", b"decod")
+        assert_refused(client.request("GET", "/ajax-api/2.0/mlflow/artifacts/list?" + urlencode(
+            {"run_id": run_id, "path": path})), "list through the link", b"decod")
+    assert_refused(upload(client, {"run_uuid": run_id, "path": "lnk%2F.bashrc"}, b"echo owned\n"),
+                   "write through the link", b"decod")
+    assert_refused(get_artifact(client, {"run_uuid": run_id, "path": "lnk/secret-key.txt"}), "the plain link")
+    assert_own_artifacts_served(client)

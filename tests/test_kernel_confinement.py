@@ -3,10 +3,12 @@
 Attacks from the security review, through the session's own API with the owner's cookie (what a page on the
 portal origin can make the owner's browser do), or by a project member who can write the shared store:
 - trace IDs that are paths: a directory store's delete-traces removes `os.path.join(traces, id)`, and MLflow
-  3.17's start-trace creates that folder, for absolute IDs and `..` alike; no gate check covers them;
-- a symlink planted in a run's artifact folder, read and written through, with the gate's own artifact checks
-  switched off by the test-only setting, so that only the kernel stands in the way (MLflow 2.22, which follows
-  such links itself).
+  3.17's start-trace creates that folder, for absolute IDs and `..` alike (the gate refuses such IDs, and
+  start-trace, tests/test_id_shapes.py);
+- a symlink planted in a run's artifact folder, read and written through (MLflow 2.22, which follows such
+  links itself);
+each with the gate's own checks (allowlist, IDs, artifacts) switched off by the test-only setting, so that only
+the kernel stands in the way.
 Each must fail with nothing outside the store removed, made or read.
 """
 
@@ -66,7 +68,7 @@ def assert_confined(client):
 @pytest.mark.parametrize("major", ["3", "2"])
 def test_trace_ids_that_are_paths_remove_nothing_outside_the_store(launch, site_config, home, major):
     store = make_store("file", major, OWNER, name="-trace-delete")
-    client = session(launch, site_config, store, major)
+    client = session(launch, site_config, store, major, GATE_CHECKS_OFF)
     experiment = client.experiment_id()
     victim = home / "projects-confinement"
     for trace_id in (str(victim), "../../../../../../../.." + str(victim)):
@@ -78,7 +80,7 @@ def test_trace_ids_that_are_paths_remove_nothing_outside_the_store(launch, site_
 
 def test_a_trace_id_that_is_a_path_creates_nothing_outside_the_store(launch, site_config, home):
     store = make_store("file", "3", OWNER, name="-trace-create")
-    client = session(launch, site_config, store, "3")
+    client = session(launch, site_config, store, "3", GATE_CHECKS_OFF)
     target = home / ".bashrc.d" / "planted"
     trace = {"trace": {"trace_info": {
         "trace_id": str(target), "request_time": "2026-01-01T00:00:00Z", "state": "OK",

@@ -42,12 +42,12 @@ def login(proxy, base, password, extra=None):
     return through(proxy, "POST", base + "/login", dict(headers, **(extra or {})), urlencode({"password": password}))
 
 
-def direct(port, path, headers, source="127.0.0.2"):
+def direct(port, path, headers, source="127.0.0.2", method="GET", body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
     try:
-        conn.request("GET", path, headers=headers)
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, response.read(), response.getheader("Set-Cookie", "")
     finally:
         conn.close()
 
@@ -61,6 +61,13 @@ def test_only_the_owner_through_the_trusted_portal(launch, site_config, stores, 
     status, headers, _ = login(mine, base, info["password"])
     assert status == 303, "the owner could not log in through the portal"
     cookie = headers["Set-Cookie"]
+    assert f"; Path={base};" in cookie and cookie.count("Path=") == 1, cookie
+    # The gate names that path itself: what it answers the portal's proxy, before any rewriting.
+    upstream = {"Host": f"{info['host']}:{info['port']}", "X-Forwarded-User": OWNER, "X-Forwarded-Host": mine.host_header,
+                "Content-Type": "application/x-www-form-urlencoded"}
+    status, _, set_cookie = direct(info["port"], "/login", upstream, source=PROXY_ADDRESS, method="POST",
+                                   body=urlencode({"password": info["password"]}))
+    assert status == 303 and f"; Path={base};" in set_cookie, set_cookie
     max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
     assert 7000 < max_age <= 7200, f"the cookie must expire with the session's 2 hours: {cookie}"
     owners = cookie.split(";")[0]
@@ -83,6 +90,6 @@ def test_only_the_owner_through_the_trusted_portal(launch, site_config, stores, 
 
     # Straight to the node from an address that is not the portal's, even naming the owner.
     node = {"Host": f"{info['host']}:{info['port']}", "Cookie": owners, "X-Forwarded-User": OWNER}
-    status, body = direct(info["port"], "/", node)
+    status, body, _ = direct(info["port"], "/", node)
     assert status == 403 and b"only through the Open OnDemand portal" in body, (status, body[:200])
     assert direct(info["port"], "/health", {})[0] == 200

@@ -12,14 +12,26 @@ site's `artifact_roots`.
 MLflow treats a location without a scheme, or with `file:`, as a local path;
 every other scheme (s3:, mlflow-artifacts:, ...) would make the node reach
 elsewhere, which a session does not do.
+
+Locations a request sets are checked the same way before MLflow records them:
+an experiment's `artifact_location` (or `artifactLocation`, as MLflow's parser
+also reads it), and the trace tags that say where a trace's files are
+(`mlflow.artifactLocation`, and `mlflow.trace.archiveLocation`, where 3.x
+reads and removes archived spans), wherever a body sets them.
+
+A relative artifact path reaches MLflow decoded once, by the web server, and
+MLflow's validate_path_is_safe then decodes it again until it stops changing
+(unquote, urlparse and urlunparse, in 2.22 and 3.17 alike), so `lnk%252Fid_rsa`
+is `lnk/id_rsa` to MLflow; a path that such decoding would change is refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse, urlunparse
 
+from . import request_json
 from .routes import LOGGED_MODEL, MODEL_VERSION, RUN, TRACE
 from .store_uri import DIRECTORY, SQLITE
 
@@ -74,10 +86,46 @@ def refusal(location: str, relative: str, roots) -> str:
 def experiment_location_refusal(body: bytes, roots) -> str:
     """'' unless an experiments/create body asks for an artifact_location outside `roots`."""
     try:
-        location = json.loads(body or b"{}").get("artifact_location") or ""
-    except (ValueError, AttributeError):
-        return ""  # MLflow refuses a body it cannot parse
-    return refusal(str(location), "", roots) if location else ""
+        data = request_json.parse(body)
+    except ValueError:
+        return ""  # the gate refuses a body it cannot parse before it asks this
+    return location_refusal(data, roots)
+
+
+def location_refusal(data, roots) -> str:
+    """'' unless a parsed JSON body sets an artifact location, or a trace location tag, outside `roots`."""
+    for location in set_locations(data):
+        if not isinstance(location, str):
+            return f"This request sets an artifact location that is not a path: {location!r}."
+        message = refusal(location, "", roots) if location else ""
+        if message:
+            return message
+    return ""
+
+
+def set_locations(data) -> list:
+    """Every location a body sets: top-level artifact_location/artifactLocation, and the values of the
+    location tags anywhere in it, as {key, value} pairs or as a map."""
+    found = [data[k] for k in LOCATION_FIELDS if isinstance(data, dict) and k in data]
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if node.get("key") in LOCATION_TAGS and "value" in node:
+                found.append(node["value"])
+            found.extend(node[k] for k in LOCATION_TAGS if k in node)
+            for value in node.values():
+                walk(value)
+    walk(data)
+    return found
+
+
+def changed_by_mlflow_decoding(path: str) -> bool:
+    """True if MLflow's validate_path_is_safe would read `path` as another path (see the module's notes)."""
+    return (unquote(path) != path or urlunparse(urlparse(path)) != path
+            or any(ord(c) < 32 or ord(c) == 127 for c in path))
 
 
 def graphql_lists_artifacts(body: bytes, query_string: str) -> bool:
@@ -111,6 +159,9 @@ def location_queries(owner: str, ids: dict, route_id: str, prefix: str) -> list:
 
 
 TRACE_LOCATION_TAG = "mlflow.artifactLocation"
+TRACE_ARCHIVE_TAG = "mlflow.trace.archiveLocation"  # MLflow 3.x: where a trace's archived spans are
+LOCATION_TAGS = (TRACE_LOCATION_TAG, TRACE_ARCHIVE_TAG)
+LOCATION_FIELDS = ("artifact_location", "artifactLocation")  # protobuf field name and its JSON name
 
 
 def dig(data, keys):
@@ -124,7 +175,7 @@ def dig(data, keys):
     return data if isinstance(data, str) else None
 
 
-MAX_INSPECTED_BODY = 1 << 20  # experiments/create and GraphQL bodies are small
+MAX_INSPECTED_BODY = 1 << 20  # the JSON bodies the UI sends are small
 
 
 class ArtifactRequest:
@@ -141,12 +192,16 @@ class ArtifactRequest:
         if route.owner == TRACE:
             relative = "attachments/" + relative if relative else "traces.json"
         self.relative = relative
+        self.encoded = bool(route.path_param) and changed_by_mlflow_decoding(params.get(route.path_param, [""])[0])
         self.queries = location_queries(route.owner, ids, route_id, prefix)
 
     def refusal(self, answers, roots) -> str:
         """'' if the request may pass; `answers` are (status, JSON) for self.queries, in order."""
         if self.repeated:
             return f"This artifact request repeats the parameter {self.repeated[0]!r}; send it once."
+        if self.encoded:
+            return ("This artifact path still holds percent-encoded or special characters after one decoding; "
+                    "MLflow would decode it again and open another file, so send the path decoded.")
         for (status, data), (_, keys) in zip(answers, self.queries):
             if status != 200:
                 continue
@@ -154,5 +209,7 @@ class ArtifactRequest:
             if location is None:
                 # A trace with no artifact location has no artifact files for MLflow to reach.
                 return "" if self.owner == TRACE else "MLflow did not say where these artifacts are kept."
-            return refusal(location, self.relative, roots)
+            # MLflow 3.x serves an archived trace's spans from its archive location instead.
+            archive = dig(data, keys[:-1] + (TRACE_ARCHIVE_TAG,)) if self.owner == TRACE else None
+            return refusal(location, self.relative, roots) or (refusal(archive, "", roots) if archive else "")
         return f"MLflow could not find the {self.owner} whose artifacts were asked for."

@@ -17,6 +17,7 @@ module once just to see that `create_app` is a factory.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -24,7 +25,7 @@ import pwd
 import sys
 from urllib.parse import unquote
 
-from . import artifact_rules, auth_stand_in, ui_view
+from . import artifact_rules, auth_stand_in, gate_bodies, ui_view
 from .one_import import adapter_for
 from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy, json_error, parse_networks
 from .proc_net import client_uid
@@ -34,7 +35,7 @@ from .session import Plan, read_plan, read_secret
 def policy_for(plan: Plan) -> GatePolicy:
     return GatePolicy(secret=read_secret(), port=plan.port, prefix=plan.prefix, read_only=plan.read_only,
                       owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(plan.trusted_proxies),
-                      ends_at=plan.ends_at, ui_view=plan.ui_view)
+                      ends_at=plan.ends_at, ui_view=plan.ui_view, proxy_path=plan.portal_path)
 
 
 # The UI page's Content-Security-Policy: scripts only from the session, no eval of strings (so a planted file
@@ -54,9 +55,10 @@ def page_policy(mlflow_version: str) -> str:
     return UI_PAGE_POLICY_WITH_EVAL if mlflow_version.split(".")[0] in ("", "1", "2") else UI_PAGE_POLICY
 
 
-# Test-only: `off` in the job's environment switches off the gate's artifact checks, so the tests can show
-# that the kernel's confinement holds on its own (tests/test_kernel_confinement.py). Only the session's owner
-# sets their job's environment, and only their own session is weakened.
+# Test-only: `off` in the job's environment switches off the gate's read-write allowlist, ID, body and artifact
+# checks (login, owner, origin, the refused families and read-only stay), so the tests can show that the
+# kernel's confinement holds on its own (tests/test_kernel_confinement.py). Only the session's owner sets their
+# job's environment, and only their own session is weakened.
 TEST_CHECKS_SWITCH = "OOD_MLFLOW_TEST_GATE_CHECKS"
 
 
@@ -68,7 +70,7 @@ def create_app():
     policy = policy_for(plan)
     roots = artifact_rules.allowed_roots(plan.store_kind, plan.store_path, plan.artifact_root, plan.artifact_roots)
     if os.environ.get(TEST_CHECKS_SWITCH) == "off":
-        roots = None
+        policy, roots = dataclasses.replace(policy, checks=False), None
     if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":
         from mlflow.server.fastapi_app import app as mlflow_asgi_app
 
@@ -83,17 +85,10 @@ def local_owner(client, port: int):
     return lambda: bool(client) and client_uid(client[0], int(client[1]), port) == os.getuid()
 
 
-def body_refusal(decision: Decision, body: bytes, query: str, roots) -> str:
-    """'' if an inspected body may pass to MLflow, else the message the UI shows."""
-    if roots is None:
-        return ""  # the test-only switch: no artifact checks
-    if len(body) > artifact_rules.MAX_INSPECTED_BODY:
-        return "This request is too large for the Open OnDemand MLflow session."
-    if decision.inspect == "experiment-create":
-        return artifact_rules.experiment_location_refusal(body, roots)
-    if artifact_rules.graphql_lists_artifacts(body, query):
-        return "Listing artifacts through GraphQL is switched off in Open OnDemand sessions; the UI lists them another way."
-    return ""
+def with_body(decision: Decision, body: bytes, query: str, roots) -> Decision:
+    """The decision once the body of an inspected request is read (both adapters)."""
+    message = gate_bodies.body_refusal(decision.inspect, decision.route, body, query, roots)
+    return refused(message) if message else decision
 
 
 def refused(message: str) -> Decision:
@@ -124,8 +119,7 @@ class AsgiGate:
         elif decision.action == "pass" and decision.inspect:
             body = await _read_body(receive, artifact_rules.MAX_INSPECTED_BODY + 1)
             receive = _replay(body)
-            message = body_refusal(decision, body, query, self.roots)
-            decision = refused(message) if message else decision
+            decision = with_body(decision, body, query, self.roots)
         if decision.action == "pass" and decision.ui_view:
             page = _IndexPage(send, decision.ui_view, self.ui_page_policy)
             return await self.app(_rewrite_scope(scope, decision), receive, page)
@@ -272,8 +266,7 @@ class WsgiGate:
             body = _read_wsgi_body(environ, artifact_rules.MAX_INSPECTED_BODY + 1)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
-            message = body_refusal(decision, body, query, self.roots)
-            decision = refused(message) if message else decision
+            decision = with_body(decision, body, query, self.roots)
         if decision.action == "pass":
             for name in decision.drop_request_headers:
                 environ.pop(_wsgi_key(name), None)

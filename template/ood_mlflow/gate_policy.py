@@ -18,13 +18,17 @@ Rules, in the order they apply:
   refused (403).
 - `POST <prefix>/login` with the session secret (the form on the OOD session
   card) sets an HttpOnly, SameSite=Strict cookie that expires with the session
-  and redirects to the UI.
+  and redirects to the UI. Its Path is the one the browser sees: through the
+  portal (X-Forwarded-Host or -User present) `/rnode/<host>/<port>` or
+  `/node/<host>/<port>`, straight to the node the prefix MLflow serves under.
 - Anything else needs that cookie; without it: 401, with a wrong one: 403.
   Every cookie of the gate's name is tried, so a cookie planted by a page on the
   same portal origin cannot lock the owner out.
-- Routes a session never offers (routes.REFUSED) are refused; artifact routes
-  pass only to the files the gate has confined them to (artifact_rules); in a
-  read-only session only the read-only routes pass.
+- Routes a session never offers (routes.REFUSED) are refused; only the routes
+  on the session's allowlist pass (read-only or read-write, routes.allowed);
+  IDs in the route, the query and the JSON body must have MLflow's shape
+  (gate_ids; the body is checked by the adapter, gate_bodies); artifact routes
+  pass only to the files the gate has confined them to (artifact_rules).
 - What passes reaches MLflow as a local request: Host is `localhost:<port>`
   and Origin is dropped, because the gate has already made the checks that
   MLflow's own Host/Origin middleware (3.5+) would make with the wrong names.
@@ -41,7 +45,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from . import routes
+from . import gate_ids, routes
+from .gate_bodies import GRAPHQL, JSON
 from .session import COOKIE_NAME, LOGIN_FIELD
 
 MAX_LOGIN_BODY = 4096
@@ -68,6 +73,11 @@ NOT_OFFERED = (
     "compute node or send data from it."
 )
 UNKNOWN_ARTIFACT_ROUTE = "This artifact request is not supported by the Open OnDemand MLflow session."
+NOT_ON_LIST = (
+    "This MLflow action is switched off in Open OnDemand sessions: a session offers what the MLflow UI needs to "
+    "browse and edit the tracking store, and nothing that runs programs, calls out or administers."
+)
+NO_SUCH_ROUTE = "MLflow has no such route."
 READ_ONLY_REFUSAL = (
     "This MLflow session is read-only, so nothing in the tracking store can be changed. "
     "To make changes, launch a new session with Store access 'Read and write'."
@@ -86,7 +96,8 @@ class Decision:
     drop_request_headers: tuple = ()  # for "pass"
     artifact: Optional[routes.ArtifactRoute] = None  # "pass" once the artifact path is confined
     route_id: str = ""  # the id in an artifact route's path (logged models)
-    inspect: str = ""  # "pass" once the body is checked: "experiment-create" or "graphql"
+    inspect: str = ""  # "pass" once the body is checked (gate_bodies): JSON or GRAPHQL
+    route: str = ""  # the MLflow route of a request whose body is checked
     ui_view: str = ""  # "pass", then add ui_view.snippet(ui_view) to the UI's index page
 
 
@@ -112,6 +123,8 @@ class GatePolicy:
     trusted_proxies: tuple = ()  # ip networks of the portal's web nodes; () trusts any address
     ends_at: int = 0  # epoch seconds when the session's time runs out; 0: no Max-Age
     ui_view: str = ""  # what MLflow 3.x's UI shows first in a new tab; "": leave the UI alone
+    proxy_path: str = ""  # the session's path on the portal, /rnode/<host>/<port> (the cookie's Path there)
+    checks: bool = True  # False only by gate_app's test-only switch: no read-write allowlist, no ID checks
 
     def __post_init__(self):
         if len(self.secret) < 32:
@@ -147,7 +160,7 @@ class GatePolicy:
         expected = self.cookie_value.encode()
         if not any(hmac.compare_digest(value.encode(), expected) for value in presented):
             return _page(403, WRONG_LOGIN)
-        return self._route_decision(method, routes.mlflow_route(path, self.prefix))
+        return self._route_decision(method, routes.mlflow_route(path, self.prefix), query, headers)
 
     def _owner_refusal(self, headers: dict, client, local_owner) -> Optional[Decision]:
         user = headers.get("x-forwarded-user")
@@ -160,24 +173,28 @@ class GatePolicy:
         # The owner's own processes on the node (the readiness check), which send no X-Forwarded-User.
         return None if local_owner() else _page(403, NOT_THROUGH_PORTAL)
 
-    def _route_decision(self, method: str, route: str) -> Decision:
+    def _route_decision(self, method: str, route: str, query: str, headers: dict) -> Decision:
         local = {"set_request_headers": {"host": f"localhost:{self.port}"}, "drop_request_headers": ("origin",)}
         if routes.refused(route, method):
             return json_error(403, "PERMISSION_DENIED", NOT_OFFERED)
         if routes.empty_gateway(method, route):
             return Decision("respond", 200, routes.EMPTY_GATEWAY,
                             (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
-        if self.read_only and not routes.read_only_allows(method, route):
-            return json_error(403, "PERMISSION_DENIED", READ_ONLY_REFUSAL)
+        variables = routes.allowed(method, route, self.read_only)
+        if variables is None and (self.read_only or self.checks):
+            return _not_listed(method, route, self.read_only)
+        message = gate_ids.request_refusal(route, variables or {}, query) if self.checks else ""
+        if message:
+            return json_error(403, "PERMISSION_DENIED", message)
         artifact, match = routes.artifact_route(method, route)
         if artifact:
             return Decision("pass", artifact=artifact, route_id=match.groupdict().get("id") or "", **local)
         if routes.names_artifacts(route):
             return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
-        if method == "POST" and routes.EXPERIMENT_CREATE.fullmatch(route):
-            return Decision("pass", inspect="experiment-create", **local)
         if routes.GRAPHQL.fullmatch(route):
-            return Decision("pass", inspect="graphql", **local)
+            return Decision("pass", inspect=GRAPHQL, route=route, **local)
+        if method not in ("GET", "HEAD") or _sends_body(headers):
+            return Decision("pass", inspect=JSON, route=route, **local)
         if self.ui_view and route == "/" and method in ("GET", "HEAD"):
             # A full answer to rewrite: no 304 from a cached copy of the page.
             return Decision("pass", ui_view=self.ui_view, set_request_headers=local["set_request_headers"],
@@ -201,7 +218,7 @@ class GatePolicy:
         # The cookie lasts as long as the session's time (never beyond it).
         max_age = f"; Max-Age={max(0, self.ends_at - int(time.time()))}" if self.ends_at else ""
         cookie = (
-            f"{COOKIE_NAME}={self.cookie_value}; Path={self.prefix or '/'}; "
+            f"{COOKIE_NAME}={self.cookie_value}; Path={self.cookie_path(headers)}; "
             f"HttpOnly; SameSite=Strict{max_age}{secure}"
         )
         return Decision(
@@ -210,6 +227,29 @@ class GatePolicy:
             "",
             (("Location", self.home_path), ("Set-Cookie", cookie), ("Cache-Control", "no-store")),
         )
+
+    def cookie_path(self, headers: dict) -> str:
+        """The login cookie's Path: the path the browser sent the login to. Behind /rnode the gate sees the path
+        with the proxy's part stripped, so it names the portal's path itself (OOD's proxy rewrites Path to the
+        same); a request straight to the node gets the path MLflow serves under."""
+        through_portal = "x-forwarded-host" in headers or "x-forwarded-user" in headers
+        return self.proxy_path if through_portal and self.proxy_path else self.prefix or "/"
+
+
+def _not_listed(method: str, route: str, read_only: bool) -> Decision:
+    """The answer to a request that is not on the session's allowlist."""
+    if method not in ("GET", "HEAD"):
+        return json_error(403, "PERMISSION_DENIED", READ_ONLY_REFUSAL if read_only else NOT_ON_LIST)
+    if routes.names_artifacts(route):
+        return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
+    # Both lists hold every GET MLflow 2.22 and 3.17 route but the refused ones: MLflow has no route for this one
+    # and would answer 404, which the UI expects for some it asks for (users/current, of MLflow's auth app).
+    return json_error(404, "ENDPOINT_NOT_FOUND", NO_SUCH_ROUTE)
+
+
+def _sends_body(headers: dict) -> bool:
+    """A GET or HEAD that carries a body, which MLflow may read as the request (request_json)."""
+    return headers.get("content-length", "0").strip() not in ("", "0") or "transfer-encoding" in headers
 
 
 def origin_allowed(headers: dict) -> bool:

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from . import confined_tool, filestore_conversion, postgres_store, settings
-from .session import PROGRESS_FILE, SESSION_DIR, Plan, public_prefix, write_plan
+from .session import PROGRESS_FILE, SESSION_DIR, Plan, portal_path, public_prefix, write_plan
 from .errors import LaunchError, report, warn
 from .installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
 from .schema import compare, mlflow_migrations
@@ -96,7 +96,8 @@ def _postgres_plan(conf: settings.Settings, store: Store, host: str, port: int) 
 def _session_fields(conf: settings.Settings, host: str, port: int) -> dict:
     """The Plan's fields that come from the job and the site, whatever the store."""
     return dict(ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, port=port,
-                prefix=public_prefix(conf.proxy, host, port), start_timeout=conf.start_timeout,
+                prefix=public_prefix(conf.proxy, host, port), portal_path=portal_path(conf.proxy, host, port),
+                start_timeout=conf.start_timeout,
                 trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view,
                 confinement=conf.confinement)
 

@@ -12,7 +12,10 @@ walk both tables and check every route against them
   and LLM invocations (they make the node call out with the owner's keys).
 - artifact routes: served only after the gate has confined the path they
   reach (artifact_rules); any other route that names artifacts is refused.
-- read-only sessions: only the (method, route) pairs in read_only_routes.
+- allowlists: a read-only session passes only the (method, route) pairs in
+  read_only_routes, a read-write session only those in read_write_routes (the
+  read-only ones and the writes MLflow's UI sends); `allowed` also names the
+  route's variables (`<model_id>`...), whose values gate_ids checks.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .read_only_routes import READ_ONLY_ROUTES
+from .read_write_routes import READ_WRITE_ROUTES
 
 _API = r"/(?:ajax-api|api)/(?:2\.0|3\.0)"
 REFUSED = tuple(re.compile(p) for p in (
@@ -68,7 +72,6 @@ ARTIFACT_ROUTES = (
 UI_READS = (re.compile(_API + r"/mlflow/assistant/(?:config|providers)"),)
 GATEWAY_LIST = re.compile(_API + r"/mlflow/gateway-proxy")
 EMPTY_GATEWAY = '{"endpoints": []}'
-EXPERIMENT_CREATE = re.compile(_API + r"/mlflow/experiments/create")
 GRAPHQL = re.compile(r"/graphql")
 
 
@@ -107,22 +110,46 @@ def names_artifacts(route: str) -> bool:
 
 
 def read_only_allows(method: str, route: str) -> bool:
+    return allowed(method, route, read_only=True) is not None
+
+
+def allowed(method: str, route: str, read_only: bool):
+    """The route's variables ({name: value}) if the session's allowlist has (method, route), else None."""
     method = "GET" if method == "HEAD" else method
-    return any(m == method and pattern.fullmatch(route) for m, pattern in _read_only_patterns())
+    for listed, pattern in _patterns(read_only):
+        match = pattern.fullmatch(route) if listed == method else None
+        if match:
+            return match.groupdict()
+    return None
 
 
-@lru_cache(maxsize=1)
-def _read_only_patterns() -> tuple:
-    return tuple((method, route_pattern(route)) for method, route in READ_ONLY_ROUTES)
+@lru_cache(maxsize=2)
+def _patterns(read_only: bool) -> tuple:
+    # Most specific first, as Flask matches: `traces/get` before `traces/<trace_id>`, whose variable
+    # would otherwise be "get".
+    listed = sorted(READ_ONLY_ROUTES if read_only else READ_WRITE_ROUTES, key=lambda pair: _generality(pair[1]))
+    return tuple((method, route_pattern(route)) for method, route in listed)
+
+
+def _generality(route: str) -> tuple:
+    variables = _VARIABLE.findall(route)
+    return len(variables), -len(_VARIABLE.sub("", route))
+
+
+_VARIABLE = re.compile(r"<(?:(\w+):)?(\w+)>|\{(\w+)(?::(\w+))?\}")
 
 
 def route_pattern(route: str) -> re.Pattern:
-    """A regular expression for a Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route."""
-    out, position = [], 0
-    for variable in re.finditer(r"<(?:(\w+):)?\w+>|\{\w+(?::(\w+))?\}", route):
+    """A regular expression for a Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route, naming
+    each variable."""
+    out, position, names = [], 0, set()
+    for variable in _VARIABLE.finditer(route):
         out.append(re.escape(route[position:variable.start()]))
-        converter = variable.group(1) or variable.group(2)
-        out.append(".+" if converter == "path" else "[^/]+")
+        converter = variable.group(1) or variable.group(4)
+        name = variable.group(2) or variable.group(3)
+        value = ".+" if converter == "path" else "[^/]+"
+        out.append(f"(?P<{name}>{value})" if name not in names else value)
+        names.add(name)
         position = variable.end()
     out.append(re.escape(route[position:]))
     return re.compile("".join(out))

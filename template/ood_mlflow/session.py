@@ -44,6 +44,11 @@ def public_prefix(proxy: str, host: str, port: int) -> str:
     return f"/node/{host}/{port}" if proxy == "node" else ""
 
 
+def portal_path(proxy: str, host: str, port: int) -> str:
+    """The session's path as the browser sees it on the portal (the Connect button's, view.html.erb's)."""
+    return f"/{proxy}/{host}/{port}"
+
+
 @dataclass(frozen=True)
 class Plan:
     """What preflight decided, for serve, the gate, ready and the session card."""
@@ -64,6 +69,7 @@ class Plan:
     # Where and how the session answers (from the job and the site configuration).
     port: int = 0
     prefix: str = ""  # public_prefix(): what MLflow serves under
+    portal_path: str = ""  # portal_path(): where the browser finds the session (the login cookie's Path)
     start_timeout: int = 300
     trusted_proxies: tuple = field(default=())
     artifact_roots: tuple = field(default=())

@@ -101,3 +101,59 @@ def test_trace_locations_come_from_either_api_version(tmp_path):
     assert request.refusal([(404, None), (200, v2)], roots)
     v3 = {"trace": {"trace_info": {"tags": {"mlflow.artifactLocation": f"{store}/1/traces/tr-1/artifacts"}}}}
     assert request.refusal([(200, v3)], roots) == ""
+
+
+def test_paths_that_mlflow_would_decode_again_are_refused_on_every_artifact_route(tmp_path):
+    store, roots = make_roots(tmp_path)
+    inside = {"run": {"info": {"artifact_uri": f"{store}/1/abc/artifacts"}},
+              "artifact_uri": f"{store}/1/abc/artifacts", "model": {"info": {"artifact_uri": str(store)}},
+              "trace": {"trace_info": {"tags": {"mlflow.artifactLocation": str(store)}}}}
+    # The query as the web server hands it over; parse_qs decodes it once, as the server does.
+    for encoded in ("lnk%252Fid_rsa", "lnk%252F..%252F..%252Fhome", "a%2541", "lnk%3F", "x%3B", "a%0Ab"):
+        for artifact_route in ARTIFACT_ROUTES:
+            query = f"run_id=abc&request_id=tr-1&name=m&version=1&{artifact_route.path_param}={encoded}"
+            request = rules.ArtifactRequest(artifact_route, "m-1", query, "")
+            assert "decoding" in request.refusal([(200, inside)] * 2, roots), (artifact_route.pattern, encoded)
+    plain = rules.ArtifactRequest(route("run"), "", "run_id=abc&path=50%25%20done.txt", "")
+    assert plain.refusal([(200, inside)], roots) == "", "a literal % that is no escape stays a path"
+
+
+def test_mlflows_decoding_is_what_the_check_follows():
+    assert rules.changed_by_mlflow_decoding("lnk%2Fid_rsa")  # unquote
+    assert rules.changed_by_mlflow_decoding("lnk?") and rules.changed_by_mlflow_decoding("lnk;")  # urlunparse
+    assert not rules.changed_by_mlflow_decoding("models/model.pkl")
+    assert not rules.changed_by_mlflow_decoding("100%.txt")
+
+
+def test_experiment_locations_are_read_as_mlflow_reads_them(tmp_path):
+    store, roots = make_roots(tmp_path)
+    home = str(tmp_path / "home")
+    for body in ({"name": "x", "artifactLocation": home},  # protobuf's JSON name, which MLflow accepts
+                 json.dumps({"name": "x", "artifact_location": home}),  # a JSON string of JSON: decoded twice
+                 {"name": "x", "artifact_location": str(store), "artifactLocation": home}):
+        assert "artifact_roots" in rules.experiment_location_refusal(json.dumps(body).encode(), roots), body
+    assert rules.experiment_location_refusal(json.dumps({"name": "x", "artifactLocation": str(store)}).encode(),
+                                             roots) == ""
+    assert rules.location_refusal({"artifact_location": ["/"]}, roots)
+
+
+def test_trace_location_tags_are_checked_wherever_they_are_set(tmp_path):
+    store, roots = make_roots(tmp_path)
+    home = str(tmp_path / "home")
+    archive = "mlflow.trace.archiveLocation"
+    for body in ({"experiment_id": "1", "key": archive, "value": home},  # set-experiment-tag, trace tags
+                 {"name": "x", "tags": [{"key": archive, "value": home}]},  # experiments/create
+                 {"trace": {"trace_info": {"tags": {archive: home}}}},  # 3.x start-trace: tags as a map
+                 {"key": "mlflow.artifactLocation", "value": f"file://{home}"}):
+        assert "artifact_roots" in rules.location_refusal(body, roots), body
+    assert rules.location_refusal({"key": archive, "value": str(store / "archive")}, roots) == ""
+    assert rules.location_refusal({"key": "mlflow.note.content", "value": home}, roots) == ""
+
+
+def test_an_archived_traces_location_is_checked_too(tmp_path):
+    store, roots = make_roots(tmp_path)
+    request = rules.ArtifactRequest(route("trace"), "", "request_id=tr-1", "")
+    tags = {"mlflow.artifactLocation": str(store), "mlflow.trace.archiveLocation": str(tmp_path / "home")}
+    assert "artifact_roots" in request.refusal([(200, {"trace": {"trace_info": {"tags": tags}}})], roots)
+    tags["mlflow.trace.archiveLocation"] = str(store / "archive")
+    assert request.refusal([(200, {"trace": {"trace_info": {"tags": tags}}})], roots) == ""

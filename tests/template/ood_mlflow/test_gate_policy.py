@@ -221,12 +221,12 @@ def test_artifact_routes_pass_only_through_the_confinement_check(prefix):
                                 ("POST", "/ajax-api/2.0/mlflow/upload-artifact", "run"),
                                 ("GET", "/model-versions/get-artifact", "model-version"),
                                 ("GET", "/ajax-api/3.0/mlflow/get-trace-artifact", "trace"),
-                                ("GET", "/ajax-api/2.0/mlflow/logged-models/m-1/artifacts/files", "logged-model"),
+                                ("GET", "/ajax-api/2.0/mlflow/logged-models/m-" + "0" * 32 + "/artifacts/files", "logged-model"),
                                 ("GET", "//get-artifact", "run")]:
         decision = gate.decide(method, prefix + path, headers)
         assert decision.action == "pass" and decision.artifact and decision.artifact.owner == owner, path
     decision = gate.decide("POST", prefix + "/ajax-api/2.0/mlflow/experiments/create", headers)
-    assert decision.inspect == "experiment-create"
+    assert decision.inspect == "json"
 
 
 def test_read_only_is_an_allowlist_not_a_suffix_guess():
@@ -259,3 +259,90 @@ def test_the_ui_index_page_gets_the_sites_first_view():
     assert "if-none-match" in decision.drop_request_headers, "a 304 would skip the rewrite"
     assert not gate.decide("GET", "/static-files/static/js/main.js", headers).ui_view
     assert not owned().decide("GET", "/", headers).ui_view
+
+
+HEX = "0123456789abcdef" * 2
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/ajax-api/2.0/mlflow/runs/log-batch"), ("POST", "/ajax-api/2.0/mlflow/runs/outputs"),
+    ("POST", "/ajax-api/3.0/mlflow/traces"), ("POST", "/ajax-api/3.0/mlflow/scorers/register"),
+    ("PUT", "/ajax-api/3.0/mlflow/scorers/online-config"), ("POST", "/ajax-api/3.0/mlflow/workspaces"),
+    ("POST", "/ajax-api/2.0/mlflow/runs/create-promptlab-run"), ("POST", "/ajax-api/3.0/mlflow/demo/generate"),
+    ("DELETE", "/ajax-api/3.0/mlflow/mcp-servers/x"), ("POST", "/v1/traces"),
+    ("POST", "/ajax-api/2.0/mlflow/registered-models/rename"), ("DELETE", "/ajax-api/2.0/mlflow/runs/search"),
+])
+def test_read_write_sessions_refuse_what_the_ui_does_not_send(method, path):
+    gate = owned()
+    decision = gate.decide(method, path, {"host": NODE, "cookie": owners_cookie(gate)})
+    assert decision.status == 403 and '"error_code": "PERMISSION_DENIED"' in decision.body, path
+    assert "switched off in Open OnDemand sessions" in decision.body
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/ajax-api/2.0/mlflow/experiments/create"), ("POST", "/ajax-api/2.0/mlflow/runs/set-tag"),
+    ("POST", "/ajax-api/2.0/mlflow/traces/delete-traces"), ("PATCH", f"/ajax-api/3.0/mlflow/traces/tr-{HEX}/tags"),
+    ("DELETE", "/ajax-api/2.0/mlflow/registered-models/alias"), ("PATCH", f"/ajax-api/2.0/mlflow/logged-models/m-{HEX}/tags"),
+    ("POST", f"/ajax-api/3.0/mlflow/traces/tr-{HEX}/assessments"), ("POST", "/ajax-api/3.0/mlflow/datasets/create"),
+])
+def test_read_write_sessions_pass_the_uis_writes_for_their_body_to_be_checked(method, path):
+    gate = owned()
+    decision = gate.decide(method, path, {"host": NODE, "cookie": owners_cookie(gate)})
+    assert (decision.action, decision.inspect, decision.route) == ("pass", "json", path)
+
+
+@pytest.mark.parametrize("path,query", [
+    ("/get-artifact", "run_uuid=artifacts&path=x"), ("/ajax-api/2.0/mlflow/runs/get", "run_id=../../x"),
+    ("/ajax-api/2.0/mlflow/traces/..%2F..%2Fhome/info", ""), ("/ajax-api/2.0/mlflow/traces/../info", ""),
+    ("/ajax-api/3.0/mlflow/traces/get", "trace_id=/home/owner"),
+    ("/ajax-api/2.0/mlflow/logged-models/m-1/artifacts/files", "artifact_file_path=x"),
+    ("/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval", f"run_ids={HEX}&run_ids=..&metric_key=m"),
+])
+def test_ids_in_the_route_and_query_must_have_mlflows_shape(path, query):
+    for read_only in (False, True):
+        gate = owned(read_only=read_only)
+        decision = gate.decide("GET", path, {"host": NODE, "cookie": owners_cookie(gate)}, query)
+        assert decision.status == 403 and "not an ID MLflow makes" in decision.body, (path, read_only)
+    gate = owned()
+    assert gate.decide("GET", "/ajax-api/3.0/mlflow/traces/get", {"host": NODE, "cookie": owners_cookie(gate)},
+                       f"trace_id=tr-{HEX}").action == "pass", "a literal route must not be read as <trace_id>"
+
+
+def test_a_get_that_sends_a_body_has_it_checked():
+    gate = owned(read_only=True)
+    headers = {"host": NODE, "cookie": owners_cookie(gate), "content-length": "40"}
+    assert gate.decide("GET", "/ajax-api/2.0/mlflow/runs/get", headers).inspect == "json"
+    assert not gate.decide("GET", "/ajax-api/2.0/mlflow/runs/get", dict(headers, **{"content-length": "0"})).inspect
+
+
+def test_the_test_only_switch_lifts_the_write_allowlist_and_id_checks_only():
+    gate = owned(checks=False)
+    headers = {"host": NODE, "cookie": owners_cookie(gate)}
+    assert gate.decide("POST", "/ajax-api/3.0/mlflow/traces", headers).action == "pass"
+    assert gate.decide("GET", "/ajax-api/2.0/mlflow/runs/get", headers, "run_id=..").action == "pass"
+    assert gate.decide("POST", "/ajax-api/3.0/mlflow/assistant/message", headers).status == 403
+    assert owned(checks=False, read_only=True).decide("POST", "/ajax-api/2.0/mlflow/runs/delete", headers).status == 403
+
+
+RNODE = "/rnode/c1234.cluster/5001"
+
+
+def test_the_cookie_path_is_the_one_the_browser_sees():
+    gate = owned(proxy_path=RNODE)
+    body = b"password=" + SECRET.encode()
+    through_portal = dict(gate.login(body, {"x-forwarded-host": PORTAL, "x-forwarded-user": OWNER}).headers)
+    assert f"Path={RNODE};" in through_portal["Set-Cookie"]
+    assert f"Path={RNODE};" in dict(gate.login(body, {"x-forwarded-user": OWNER}).headers)["Set-Cookie"]
+    # Straight to the node (the readiness check, an SSH tunnel): MLflow serves at the root behind /rnode.
+    assert "Path=/;" in dict(gate.login(body, {}).headers)["Set-Cookie"]
+    node = owned(prefix="/node/c1234.cluster/5001", proxy_path="/node/c1234.cluster/5001")
+    for headers in ({}, {"x-forwarded-host": PORTAL}):
+        assert "Path=/node/c1234.cluster/5001;" in dict(node.login(body, headers).headers)["Set-Cookie"]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_get_mlflow_does_not_route_is_answered_as_mlflow_does(read_only):
+    gate = owned(read_only=read_only)
+    decision = gate.decide("GET", "/ajax-api/2.0/mlflow/users/current", {"host": NODE, "cookie": owners_cookie(gate)})
+    assert (decision.action, decision.status) == ("respond", 404), "the 3.x UI asks for it on every page"
+    assert '"error_code": "ENDPOINT_NOT_FOUND"' in decision.body
