@@ -161,3 +161,27 @@ def test_a_symlink_named_twice_encoded_is_refused(launch, site_config, owners_ho
                    "write through the link", b"decod")
     assert_refused(get_artifact(client, {"run_uuid": run_id, "path": "lnk/secret-key.txt"}), "the plain link")
     assert_own_artifacts_served(client)
+
+
+@pytest.mark.parametrize("major,previewed", [("2", False), ("3", True)])
+def test_the_ui_gets_no_pdf_to_preview_where_its_viewer_runs_code_from_it(launch, site_config, users, major,
+                                                                          previewed):
+    """MLflow 2.22's UI shows PDFs with pdf.js 2.1, which runs code hidden in a PDF (CVE-2024-4367), and its page
+    cannot do without eval; a project member could plant such a file. The UI's fetch of it is refused there,
+    a download is not."""
+    store = make_store("file", major, OWNER, name="-pdf")
+    run_dir = next(p for p in Path(store).glob("*/*") if (p / "artifacts" / "notes.txt").exists())
+    planted = run_dir / "artifacts" / "report.pdf"
+    planted.write_bytes(b"%PDF-1.4 a planted file")
+    entry = pwd.getpwnam(OWNER)
+    os.chown(planted, entry.pw_uid, entry.pw_gid)
+    client = SessionClient(launch({"mlflow_tracking_uri": store}, site_config(major)).wait_running(timeout=150))
+    client.login()
+    query = urlencode({"run_uuid": run_dir.name, "path": "report.pdf"})
+    status, _, body = client.request("GET", "/get-artifact?" + query, headers={"Sec-Fetch-Dest": "empty"})
+    if previewed:
+        assert status == 200 and body.startswith(b"%PDF"), (status, body[:200])
+    else:
+        assert status == 403 and b"CVE-2024-4367" in body and not body.startswith(b"%PDF"), (status, body[:200])
+    status, _, body = client.request("GET", "/get-artifact?" + query, headers={"Sec-Fetch-Dest": "document"})
+    assert status == 200 and body.startswith(b"%PDF"), "a download of the PDF must still work"

@@ -35,7 +35,8 @@ from .session import Plan, read_plan, read_secret
 def policy_for(plan: Plan) -> GatePolicy:
     return GatePolicy(secret=read_secret(), port=plan.port, prefix=plan.prefix, read_only=plan.read_only,
                       owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(plan.trusted_proxies),
-                      ends_at=plan.ends_at, ui_view=plan.ui_view, proxy_path=plan.portal_path)
+                      ends_at=plan.ends_at, ui_view=plan.ui_view, proxy_path=plan.portal_path,
+                      pdf_previews=not plan.mlflow_version.startswith(("1.", "2.")))
 
 
 # The UI page's Content-Security-Policy: scripts only from the session, no eval of strings (so a planted file
@@ -47,7 +48,7 @@ _UI_PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'{eval} 
                    "form-action 'self'; frame-ancestors 'self'")
 UI_PAGE_POLICY = _UI_PAGE_POLICY.format(eval="")
 # MLflow 2.22's UI evaluates strings as it starts ("Something went wrong" without 'unsafe-eval'), so its page
-# keeps eval; its pdf.js 2.1 (CVE-2024-4367) is kept from planted PDFs by the gate instead (routes.py).
+# keeps eval; its pdf.js 2.1 (CVE-2024-4367) gets no PDF from the gate instead (gate_policy.NO_PDF_PREVIEW).
 UI_PAGE_POLICY_WITH_EVAL = _UI_PAGE_POLICY.format(eval=" 'unsafe-eval'")
 
 

@@ -78,6 +78,10 @@ NOT_ON_LIST = (
     "browse and edit the tracking store, and nothing that runs programs, calls out or administers."
 )
 NO_SUCH_ROUTE = "MLflow has no such route."
+NO_PDF_PREVIEW = (
+    "PDF previews are switched off in Open OnDemand sessions of MLflow 2.x: its PDF viewer can run code hidden "
+    "in a PDF file (CVE-2024-4367). Download the file to open it, or choose an MLflow 3.x version on the form."
+)
 READ_ONLY_REFUSAL = (
     "This MLflow session is read-only, so nothing in the tracking store can be changed. "
     "To make changes, launch a new session with Store access 'Read and write'."
@@ -125,6 +129,7 @@ class GatePolicy:
     ui_view: str = ""  # what MLflow 3.x's UI shows first in a new tab; "": leave the UI alone
     proxy_path: str = ""  # the session's path on the portal, /rnode/<host>/<port> (the cookie's Path there)
     checks: bool = True  # False only by gate_app's test-only switch: no read-write allowlist, no ID checks
+    pdf_previews: bool = True  # False for MLflow 2.x, whose UI's pdf.js 2.1 runs code from a PDF (CVE-2024-4367)
 
     def __post_init__(self):
         if len(self.secret) < 32:
@@ -187,6 +192,8 @@ class GatePolicy:
         if message:
             return json_error(403, "PERMISSION_DENIED", message)
         artifact, match = routes.artifact_route(method, route)
+        if artifact and not self.pdf_previews and _pdf_preview(artifact, query, headers):
+            return json_error(403, "PERMISSION_DENIED", NO_PDF_PREVIEW)
         if artifact:
             return Decision("pass", artifact=artifact, route_id=match.groupdict().get("id") or "", **local)
         if routes.names_artifacts(route):
@@ -250,6 +257,13 @@ def _not_listed(method: str, route: str, read_only: bool) -> Decision:
 def _sends_body(headers: dict) -> bool:
     """A GET or HEAD that carries a body, which MLflow may read as the request (request_json)."""
     return headers.get("content-length", "0").strip() not in ("", "0") or "transfer-encoding" in headers
+
+
+def _pdf_preview(artifact: routes.ArtifactRoute, query: str, headers: dict) -> bool:
+    """A PDF the UI page fetches to show it (Sec-Fetch-Dest: empty): MLflow 2.x's UI picks its PDF viewer by the
+    file's extension. A download (a navigation) or a client outside the browser gets the file."""
+    paths = parse_qs(query, keep_blank_values=True).get(artifact.path_param, []) if artifact.path_param else []
+    return headers.get("sec-fetch-dest", "") == "empty" and any(p.lower().endswith(".pdf") for p in paths)
 
 
 def origin_allowed(headers: dict) -> bool:

@@ -346,3 +346,20 @@ def test_a_get_mlflow_does_not_route_is_answered_as_mlflow_does(read_only):
     decision = gate.decide("GET", "/ajax-api/2.0/mlflow/users/current", {"host": NODE, "cookie": owners_cookie(gate)})
     assert (decision.action, decision.status) == ("respond", 404), "the 3.x UI asks for it on every page"
     assert '"error_code": "ENDPOINT_NOT_FOUND"' in decision.body
+
+
+@pytest.mark.parametrize("dest,previews,action", [
+    ("empty", False, "respond"),  # MLflow 2.x's UI fetching a PDF for its pdf.js 2.1 viewer
+    ("document", False, "pass"),  # a download: the browser's own viewer or the disk
+    ("", False, "pass"),  # a client outside the browser
+    ("empty", True, "pass"),  # MLflow 3.x
+])
+def test_pdf_previews_are_refused_where_the_ui_viewer_is_unsafe(dest, previews, action):
+    gate = GatePolicy(secret=SECRET, port=5001, pdf_previews=previews)
+    headers = logged_in(**({"sec-fetch-dest": dest} if dest else {}))
+    for path in ("Report.PDF", "plots/loss.pdf"):
+        decision = gate.decide("GET", "/get-artifact", headers, f"run_uuid={'a' * 32}&path={path}")
+        assert decision.action == action, (path, decision)
+        if action == "respond":
+            assert decision.status == 403 and "CVE-2024-4367" in decision.body and "Download" in decision.body
+    assert gate.decide("GET", "/get-artifact", headers, f"run_uuid={'a' * 32}&path=notes.txt").action == "pass"
