@@ -84,13 +84,19 @@ def test_a_squatted_port_ends_the_job_without_sending_the_secret(launch, site_co
             time.sleep(0.05)
 
         job = launch({"mlflow_tracking_uri": store}, site_config("3", FORCE_CLI_SETUP))
-        elapsed = job.wait_finished(timeout=60)
         session = job.session
+        secret_file = session.staged_root / ".gate-secret"
+        # Read while the job runs (its clean step removes it at the end), once before.sh has written all of it.
+        while not (secret_file.exists() and secret_file.stat().st_size >= 32):
+            assert not job.finished(), f"the job ended before its secret could be read:\n{session.output()}"
+            time.sleep(0.02)
+        secret = secret_file.read_text()
+        elapsed = job.wait_finished(timeout=60)
         assert (out / "bound").exists(), f"the squatter never held the port (it lost the race?):\n{session.output()}"
         port = int((out / "bound").read_text())
 
-        secret = (session.staged_root / ".gate-secret").read_text()
         assert len(secret) >= 32
+        assert not secret_file.exists(), "the ended session's folder still holds its secret"
         received = (out / "received").read_bytes() if (out / "received").exists() else b""
         assert secret.encode() not in received, "the session sent its secret to the squatter"
         errors = output_lines(session, "ERROR:")
