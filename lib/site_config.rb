@@ -71,6 +71,7 @@ module MlflowApp
     def examples = @data["examples"]
     def postgresql_allowed = @data["postgresql"]["allowed"]
     def confinement = @data["confinement"]
+    def node_local_hint = @data["node_local_hint"]
 
     # A tracking store refused on the form page, before anything is staged: a PostgreSQL URI
     # on a site that does not offer them, or one with a password in it (the dashboard would
@@ -157,6 +158,7 @@ module MlflowApp
       ok = pg.is_a?(Hash) && (pg.keys - %w[allowed]).empty? && [true, false].include?(pg["allowed"])
       fail!("postgresql must be a mapping with allowed: true or false") unless ok
       fail!("confinement must be auto or required, not #{confinement.inspect}") unless %w[auto required].include?(confinement)
+      fail!("node_local_hint must be one line of text") unless node_local_hint.is_a?(String) && !node_local_hint.include?("\n")
     end
 
     def validate_environments

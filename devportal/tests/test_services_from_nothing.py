@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from devportal.ood import APP_ROOT
-from devportal.ports import free_port
+from devportal.ports import free_port, free_port_pair
 
 pytestmark = pytest.mark.launch
 
@@ -153,7 +153,7 @@ def test_start_postgres_names_a_missing_user_in_one_line():
 def test_start_slurm_from_no_earlier_state_runs_a_users_job_and_a_second_run_changes_nothing(new_user):
     run([SERVICES / "create-users.sh", new_user])
     top = fresh_folder("slurm")
-    port = free_port()
+    port = free_port_pair()
     env = {"OOD_MLFLOW_SLURM_DIR": str(top), "OOD_MLFLOW_SLURM_PORT": str(port)}
     conf = top / "etc/slurm.conf"
     try:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from . import confined_tool, filestore_conversion, postgres_store, settings
+from . import confined_tool, filestore_conversion, node_local, postgres_store, settings
 from .session import PROGRESS_FILE, SESSION_DIR, Plan, portal_path, public_prefix, write_plan
 from .errors import LaunchError, report, warn
 from .installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
@@ -50,7 +50,7 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
     if store.kind != SQLITE:
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
-            registry = tempfile.mkdtemp(prefix="ood-mlflow-registry-")  # in $TMPDIR when set
+            registry = node_local.make_folder("ood-mlflow-registry-")
             return dataclasses.replace(plan, registry_uri=registry, scratch=(registry,))
         return plan
     wal = is_wal(store.path)
@@ -66,7 +66,7 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
         return dataclasses.replace(plan, backend_uri=sqlite_url(store.path, read_only=True, decodes_percent=decodes),
                         note="The store is opened in SQLite's read-only mode.")
     if action in (COPY, COPY_UPGRADE):
-        return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE)
+        return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE, hint=conf.node_local_hint)
     if action == BACKUP_UPGRADE:
         return _backup_and_upgrade(plan, store)
     return plan
@@ -128,8 +128,12 @@ def _converted(store: Store, version: str) -> tuple:
                                      f"into {target}. Point training code at the new tracking URI below. {keep}")
 
 
-def _read_only_copy(plan: Plan, store: Store, upgrade: bool) -> Plan:
-    work = tempfile.mkdtemp(prefix="ood-mlflow-")  # in $TMPDIR when set: node-local on most sites
+def _read_only_copy(plan: Plan, store: Store, upgrade: bool, hint: str = "") -> Plan:
+    size = os.path.getsize(store.path) + sum(os.path.getsize(store.path + side) for side in ("-wal", "-journal")
+                                              if os.path.exists(store.path + side))
+    # An upgrade rewrites tables: room for a second copy of the largest.
+    node_local.check_room(size * (2 if upgrade else 1), "a read-only copy of the store", hint)
+    work = node_local.make_folder("ood-mlflow-")
     copy = os.path.join(work, os.path.basename(store.path))
     copy_database(store.path, copy)
     if upgrade:

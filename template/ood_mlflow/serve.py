@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
-from . import landlock
+from . import landlock, node_local
 from .confinement import REQUIRED, Environment, for_server, status_line, store_tree
 from .errors import LaunchError, report
 from .one_import import CLI, Choice, ServerFlags, choose
@@ -69,7 +69,7 @@ def postgres_reads(plan: Plan) -> tuple:
 def confine(plan: Plan, session_dir=SESSION_DIR) -> str:
     """Confine this process with Landlock as the Plan allows; returns the status line for output.log, which the
     Plan (for the card) holds too: written before the session's folder becomes read-only."""
-    temp = tempfile.mkdtemp(prefix="ood-mlflow-server-")  # in $TMPDIR when set: the server's only temp folder
+    temp = node_local.make_folder("ood-mlflow-server-")  # the server's only temp folder
     os.environ["TMPDIR"] = temp
     tempfile.tempdir = None
     # The clean step removes it and stops this process (below any wrapper a container module adds).

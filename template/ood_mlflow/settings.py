@@ -38,6 +38,7 @@ class Settings:
     example_store: str = EXAMPLE_STORE  # site: examples.store, shown in messages
     postgresql_allowed: bool = True  # site: postgresql.allowed
     confinement: str = AUTO  # site: confinement (confinement.MODES)
+    node_local_hint: str = ""  # site: how a user asks for more node-local disk, e.g. "--gres=nvme:<GB>"
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -59,6 +60,7 @@ class Settings:
                               "Ask your site's administrators to fix confinement in the app's site.yml")
         return cls(
             confinement=confinement,
+            node_local_hint=str(data.get("node_local_hint") or ""),
             ui_view=UI_VIEWS[view],
             example_store=str(data.get("example_store") or EXAMPLE_STORE),
             postgresql_allowed=data.get("postgresql_allowed", True) is not False,

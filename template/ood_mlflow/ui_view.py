@@ -16,13 +16,26 @@ import re
 
 STORAGE_KEY = "mlflow.workflowType_v1"
 TAB_MARK = "ood_mlflow_view_set"
+# The first screen a researcher sees, set the same way (MLflow 3.17's useLocalStorage keys, `<key>_v<version>`):
+# the Assistant panel closed and not opened by itself (the session refuses the assistant), the telemetry notice
+# dismissed (the session switches telemetry off), and "Getting Started" folded, whose "Start Demo" would write
+# MLflow's sample experiments into the researcher's, maybe a project's, store (the gate refuses it too).
+FIRST_SCREEN = {
+    "mlflow.assistant.panelOpen_v1": False,
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True,
+    "mlflow.telemetry.info.alert.dismissed_v1": True,
+    "mlflow.home.getting-started.collapsed_v1": True,
+}
 
 
 def snippet(view: str) -> bytes:
-    value = json.dumps(json.dumps(view))  # localStorage holds JSON; the script holds it as a JS string
-    return ("<script>try{if(!sessionStorage.getItem(%s)){localStorage.setItem(%s,%s);"
+    stored = dict(FIRST_SCREEN, **{STORAGE_KEY: view})
+    # localStorage holds JSON; the script holds each value as a JS string
+    sets = "".join("localStorage.setItem(%s,%s);" % (json.dumps(key), json.dumps(json.dumps(value)))
+                   for key, value in stored.items())
+    return ("<script>try{if(!sessionStorage.getItem(%s)){%s"
             "sessionStorage.setItem(%s,\"1\")}}catch(e){}</script>"
-            % (json.dumps(TAB_MARK), json.dumps(STORAGE_KEY), value, json.dumps(TAB_MARK))).encode()
+            % (json.dumps(TAB_MARK), sets, json.dumps(TAB_MARK))).encode()
 
 
 def with_view(page: bytes, view: str) -> bytes:

@@ -16,6 +16,10 @@ def test_the_snippet_comes_before_mlflows_scripts():
 
 def test_the_stored_value_is_json_as_mlflows_hook_reads_it():
     script = with_view(PAGE, "machine_learning").decode()
-    stored = re.search(r'localStorage\.setItem\("([^"]+)",("(?:[^"\\]|\\.)*")\)', script)
-    assert stored.group(1) == STORAGE_KEY
-    assert json.loads(json.loads(stored.group(2))) == "machine_learning"
+    stored = {key: json.loads(json.loads(value)) for key, value in
+              re.findall(r'localStorage\.setItem\("([^"]+)",("(?:[^"\\]|\\.)*")\)', script)}
+    assert stored[STORAGE_KEY] == "machine_learning"
+    # The first screen: no Assistant panel, no telemetry notice, no Start Demo in sight.
+    assert stored["mlflow.assistant.panelOpen_v1"] is False
+    assert stored["mlflow.telemetry.info.alert.dismissed_v1"] is True
+    assert stored["mlflow.home.getting-started.collapsed_v1"] is True
