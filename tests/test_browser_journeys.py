@@ -32,10 +32,12 @@ MATRIX = [(kind, "3", proxy, dex) for kind in ("sqlite", "file") for proxy in ("
 
 @pytest.fixture(scope="module")
 def portals(tmp_path_factory):
-    """One portal per Host setup: ProxyPreserveHost Off, and On as on Dex sites."""
+    """One portal per Host setup: ProxyPreserveHost Off, and On as on Dex sites; both validate targets strictly."""
     docroot = make_docroot()
+    # Strict targets, as OSC's newest mod_ood_proxy validates them: every URL the card, the gate and the UI
+    # use must carry no encoded /, ?, # or % in its path (secure rnode).
     started = {dex: OodApache(tmp_path_factory.mktemp(f"apache-dex-{dex}"), free_port(), preserve_host=dex,
-                              docroot=docroot, remote_user=OWNER).start() for dex in (False, True)}
+                              docroot=docroot, remote_user=OWNER, strict=True).start() for dex in (False, True)}
     yield started
     for apache in started.values():
         apache.stop()

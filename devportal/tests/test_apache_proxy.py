@@ -273,3 +273,17 @@ def test_start_failure_reports_error_log(tmp_path):
         ood = OodApache(tmp_path / "apache", busy.getsockname()[1])
         with pytest.raises(RuntimeError, match="Address already in use"):
             ood.start(timeout=5)
+
+
+@pytest.mark.parametrize("kind", ["rnode", "node"])
+def test_strict_targets_refuse_encoded_separators_in_the_path_only(tmp_path, backend, kind):
+    """Secure rnode: what OSC's newest mod_ood_proxy refuses, and what it lets through (queries are not paths)."""
+    host, port = backend
+    with OodApache(tmp_path / "apache", free_port(), strict=True) as ood:
+        for rest in ("a%2Fb", "a%2fb", "a%3Fb", "a%23b", "a%25b", "a%5Cb", "a%0Ab"):
+            resp, _ = get(ood, f"/{kind}/{host}/{port}/{rest}")
+            # Apache itself answers 404 for an encoded slash (AllowEncodedSlashes Off); the rule 400 for the rest.
+            assert resp.status == (404 if rest.lower() == "a%2fb" else 400), (rest, resp.status)
+        for rest in ("a/b", "a/b?path=x%2Fy%3Fz", "a%20b"):
+            resp, body = get(ood, f"/{kind}/{host}/{port}/{rest}")
+            assert resp.status == 200, (rest, body)
