@@ -22,51 +22,25 @@ import shutil
 import signal
 import time
 
-from .session import (CONNECTION_FILE, EXIT_REASON_FILE, SECRET_FILE, SESSION_DIR, read_plan)
+from .processes import descendants, process_alive
+from .session import CONNECTION_FILE, EXIT_REASON_FILE, SECRET_FILE, SESSION_DIR, read_plan
 
 GRACE_SECONDS = 5
 TIME_LIMIT_REASON = "The session reached its time limit. Launch a new one with more hours if you need longer."
 
 
-def descendants(pid: int) -> list:
-    """`pid`'s children, grandchildren, ... (from /proc), deepest last."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii") as fh:
-                    parent = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(0), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def stop(pid: int) -> None:
     """SIGTERM to the server and what it started, SIGKILL to whatever still runs after the grace time."""
-    if pid <= 1 or not alive(pid):
+    if pid <= 1 or not process_alive(pid):
         return
     group = [pid] + descendants(pid)
     for target in group:
         _signal(target, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline and any(alive(p) for p in group):
+    while time.monotonic() < deadline and any(process_alive(p) for p in group):
         time.sleep(0.1)
     for target in group + descendants(pid):
-        if alive(target):
+        if process_alive(target):
             _signal(target, signal.SIGKILL)
 
 

@@ -16,17 +16,8 @@ from urllib.parse import urlencode
 
 from .errors import LaunchError, report
 from .proc_net import listener_uids
+from .processes import process_alive
 from .session import COOKIE_NAME, LOG_FILE, LOGIN_FIELD, SESSION_DIR, read_plan, read_secret
-
-
-def process_alive(pid: int) -> bool:
-    """True while the process runs; a zombie (exited, not yet reaped) counts as dead."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def probe(host: str, port: int, prefix: str, secret: str) -> bool:
