@@ -36,7 +36,7 @@ def policy_for(plan: Plan) -> GatePolicy:
     return GatePolicy(secret=read_secret(), port=plan.port, prefix=plan.prefix, read_only=plan.read_only,
                       owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(plan.trusted_proxies),
                       ends_at=plan.ends_at, ui_view=plan.ui_view, proxy_path=plan.portal_path,
-                      pdf_previews=not plan.mlflow_version.startswith(("1.", "2.")))
+                      pdf_previews=not ui_evaluates_strings(plan.mlflow_version))
 
 
 # The UI page's Content-Security-Policy: scripts only from the session, no eval of strings (so a planted file
@@ -52,8 +52,13 @@ UI_PAGE_POLICY = _UI_PAGE_POLICY.format(eval="")
 UI_PAGE_POLICY_WITH_EVAL = _UI_PAGE_POLICY.format(eval=" 'unsafe-eval'")
 
 
+def ui_evaluates_strings(mlflow_version: str) -> bool:
+    """MLflow 2.x's UI: its page keeps 'unsafe-eval', so the gate keeps PDFs from its viewer instead."""
+    return mlflow_version.split(".")[0] in ("", "1", "2")
+
+
 def page_policy(mlflow_version: str) -> str:
-    return UI_PAGE_POLICY_WITH_EVAL if mlflow_version.split(".")[0] in ("", "1", "2") else UI_PAGE_POLICY
+    return UI_PAGE_POLICY_WITH_EVAL if ui_evaluates_strings(mlflow_version) else UI_PAGE_POLICY
 
 
 # Test-only: `off` in the job's environment switches off the gate's read-write allowlist, ID, body and artifact
