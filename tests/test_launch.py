@@ -10,6 +10,9 @@ from __future__ import annotations
 import html
 import json
 import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -99,3 +102,64 @@ def test_the_environment_can_force_the_mlflow_server_cli(launch, site_config, st
     assert len(pythons) == processes
     assert info["password"] not in job.session.output()
     assert not output_lines(job.session, "ERROR:")
+
+
+def pss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.parametrize("major", ["3", "2"])
+def test_four_cores_fork_their_web_workers_after_the_one_import(launch, site_config, stores, major):
+    """A 4-core session: two web workers, forked from the process that imported MLflow, not started anew."""
+    job = launch({"mlflow_tracking_uri": stores("sqlite", major)},
+                 site_config(major, "export SLURM_CPUS_PER_TASK=4\n", proxy="node"))
+    client = SessionClient(job.wait_running(timeout=150))
+    client.login()
+    path, card, pythons = server_path(job)
+    assert path == "one-import" and "2 web workers" in card and "forked after the one import" in card, card
+    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    commands = job.process_commands()
+    workers = [pid for pid in pythons if pid != plan["server_pid"]]
+    assert len(pythons) == 3 and len(workers) == 2, commands
+    for pid in workers:  # forks: the parent's command line, the parent's child
+        assert commands[pid] == commands[plan["server_pid"]]
+        assert int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) == plan["server_pid"]
+    assert len(output_lines(job.session, "Web workers: 2 forked after MLflow's one import")) == 1
+
+    before = {pid: cpu_ticks(pid) for pid in workers}
+    with ThreadPoolExecutor(4) as pool:
+        names = list(pool.map(lambda _: client.run_names(), range(40)))
+    assert all(found == ["run-00000", "run-00001", "run-00002"] for found in names)
+    assert all(cpu_ticks(pid) > before[pid] for pid in workers), "one worker answered everything"
+    # One import, shared: the three processes together hold far less than three copies of MLflow (each worker
+    # of the CLI imports it again: about three times the server's RSS).
+    total = sum(pss_kb(pid) for pid in pythons)
+    assert total < 2 * rss_kb(plan["server_pid"]), (total, rss_kb(plan["server_pid"]))
+
+    # A worker that dies is replaced; the session keeps answering.
+    os.kill(workers[0], 9)
+    deadline = time.monotonic() + 30
+    while not output_lines(job.session, "Web worker 1 ") or len(server_path(job)[2]) < 3:
+        assert time.monotonic() < deadline, job.session.output()[-2000:]
+        time.sleep(0.2)
+    assert client.run_names() == ["run-00000", "run-00001", "run-00002"]
+    assert not output_lines(job.session, "ERROR:")
+
+    os.killpg(job.proc.pid, signal.SIGTERM)  # as Slurm ends the job: the workers end with their parent
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not job.finished():
+        time.sleep(0.2)
+    time.sleep(1)
+    assert job.finished() and not job.process_commands(), job.process_commands()

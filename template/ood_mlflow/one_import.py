@@ -134,15 +134,13 @@ class Choice:
     path: str  # ONE_IMPORT or CLI
     adapter: Adapter | None
     reason: str  # for output.log and the card
+    workers: int = 1  # web workers; on the one-import path, forked after the import (prefork.py)
 
 
 def choose(mlflow_version: str, environ: dict, workers: int = 1) -> Choice:
     """One import for a proven MLflow; otherwise, or when the site asks for it, the CLI."""
     if environ.get(FORCE_VARIABLE, "").strip().lower() == CLI:
         return Choice(CLI, None, f"{FORCE_VARIABLE}=cli is set in the software environment")
-    if workers > 1:
-        return Choice(CLI, None, f"{workers} web workers for the cores asked for; the one-import server is one "
-                                 f"process")
     found = major_minor(mlflow_version)
     for adapter in ADAPTERS:
         if found not in adapter.versions:
@@ -151,6 +149,9 @@ def choose(mlflow_version: str, environ: dict, workers: int = 1) -> Choice:
         if settings:
             return Choice(CLI, None, f"the software environment sets {', '.join(settings)}, which the mlflow server "
                                      f"CLI reads")
+        if workers > 1:
+            return Choice(ONE_IMPORT, adapter, f"{adapter.name} is proven for it; {workers} web workers for the "
+                                               f"cores asked for, forked after the one import", workers)
         return Choice(ONE_IMPORT, adapter, f"{adapter.name} is proven for it")
     return Choice(CLI, None, f"MLflow {mlflow_version} is not among the versions the one-import server is "
                              f"proven on ({proven_versions()})")

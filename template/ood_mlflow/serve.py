@@ -143,4 +143,4 @@ def main() -> int:
     os.environ.update(env)
     from .serve_in_process import serve
 
-    return serve(choice.adapter, server_flags(plan))
+    return serve(choice.adapter, server_flags(plan), choice.workers)

@@ -9,12 +9,15 @@ MLflow's entry point names, as the CLI's child process would run it.
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import os
 import sys
+import threading
 import uuid
 
-from . import auth_stand_in
+from . import auth_stand_in, prefork
+from .artifact_rules import MAX_INSPECTED_BODY
 from .one_import import Adapter, ServerFlags
 from .server_command import APP_NAME
 
@@ -42,35 +45,86 @@ def prepare(adapter: Adapter, flags: ServerFlags) -> dict:
     return adapter.server_options(flags, log_config)
 
 
-def run(adapter: Adapter, options: dict) -> None:
-    if adapter.server == "uvicorn":
-        import uvicorn
+def run(adapter: Adapter, options: dict, workers: int = 1) -> int:
+    """Serve in this process, or, for several workers, fork them from it once the app is built."""
+    serve_one = uvicorn_server(options) if adapter.server == "uvicorn" else werkzeug_server(options)
+    if workers <= 1:
+        serve_one(None)
+        return 0
+    host, port = (options["host"], options["port"]) if "host" in options else _bind(options)
+    return prefork.serve_forked(workers, prefork.listening_socket(host, int(port)), serve_one)
 
-        # What `python -m uvicorn` runs with the CLI's flags, but no access log: any process on the node can
-        # send requests, and a line for each refused one would let it grow output.log without end.
-        uvicorn.run(**options, access_log=False)
-        return
-    serve_wsgi(options)
+
+def _bind(options: dict) -> tuple:
+    host, _, port = options["bind"].rpartition(":")
+    return host, int(port)
 
 
-def serve_wsgi(options: dict) -> None:
+def uvicorn_server(options: dict):
+    """What `python -m uvicorn` runs with the CLI's flags, but no access log: any process on the node can send
+    requests, and a line for each refused one would let it grow output.log without end. The app (gate and
+    MLflow) is built here, before any worker is forked."""
+    import uvicorn
+
+    options = dict(options)
+    sys.path.insert(0, options.pop("app_dir"))  # as uvicorn.run() does with it
+    config = uvicorn.Config(**options, access_log=False)
+    config.load()
+
+    def serve_one(sock):
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock] if sock else None)
+        if not server.started:
+            sys.exit(3)  # as uvicorn.run() ends when the app could not start
+
+    return serve_one
+
+
+def werkzeug_server(options: dict):
     """MLflow 2.x's Flask app behind the gate, on werkzeug's threaded server (Flask's own dependency).
 
-    A thread per connection: with one request at a time (like the CLI's one gunicorn sync worker),
-    any process on the node that opens a connection and sends nothing would hold up the session.
-    The cost: CPU-bound requests sent at once share the GIL (README, Performance)."""
-    from werkzeug.serving import make_server
+    A thread per connection reads each request, so a process on the node that opens connections and sends
+    nothing holds up no one (with gunicorn's one sync worker, as the CLI runs it, it would). The app itself
+    computes one request at a time, as that worker does: CPU-bound searches sent at once would otherwise share
+    the GIL and all finish late (README, Performance)."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     module, _, factory = options["app"].removesuffix("()").partition(":")
-    app = getattr(importlib.import_module(module), factory)()
-    host, _, port = options["bind"].rpartition(":")
+    app = one_at_a_time(getattr(importlib.import_module(module), factory)())
+    host, port = _bind(options)
     # Quiet like gunicorn: no line per request in output.log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(host, int(port), app, threaded=True)
-    print(f"Listening at: http://{options['bind']} (werkzeug, one process)", flush=True)
-    server.serve_forever()
+
+    class Handler(WSGIRequestHandler):
+        disable_nagle_algorithm = True  # werkzeug writes head and body apart; Nagle would hold the body back
+
+    def serve_one(sock):
+        server = make_server(host, port, app, threaded=True, request_handler=Handler,
+                             fd=sock.fileno() if sock else None)
+        print(f"Listening at: http://{options['bind']} (werkzeug, pid {os.getpid()})", flush=True)
+        server.serve_forever()
+
+    return serve_one
 
 
-def serve(adapter: Adapter, flags: ServerFlags) -> int:
-    run(adapter, prepare(adapter, flags))
-    return 0
+def one_at_a_time(app, most_read: int = MAX_INSPECTED_BODY + 1):
+    """The WSGI app, computing one request at a time. A request's body (as much as the gate reads) is read before
+    its turn, so a slow sender waits alone; the answer is sent after it, so a slow reader does too."""
+    turn = threading.Lock()
+
+    def serve(environ, start_response):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > 0:
+            body = environ["wsgi.input"].read(min(length, most_read))
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        with turn:
+            return app(environ, start_response)
+
+    return serve
+
+
+def serve(adapter: Adapter, flags: ServerFlags, workers: int = 1) -> int:
+    return run(adapter, prepare(adapter, flags), workers)

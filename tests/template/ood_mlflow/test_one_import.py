@@ -50,10 +50,13 @@ def test_a_setting_only_the_cli_reads_gets_the_cli(name):
     assert choose("3.17.2", {name: ""}).path == ONE_IMPORT
 
 
-def test_more_than_one_worker_gets_the_cli():
-    choice = choose("3.17.2", {}, workers=2)
-    assert choice.path == CLI and "2 web workers" in choice.reason
-    assert choose("3.17.2", {}, workers=1).path == ONE_IMPORT
+def test_more_than_one_worker_forks_them_after_the_one_import():
+    for version in ("3.17.2", "2.22.5"):
+        choice = choose(version, {}, workers=2)
+        assert (choice.path, choice.workers) == (ONE_IMPORT, 2) and "2 web workers" in choice.reason
+        assert "forked after the one import" in choice.reason
+        assert choose(version, {}, workers=1).workers == 1
+    assert choose("3.16.0", {}, workers=2).path == CLI
 
 
 def test_the_gate_entry_point_is_the_one_staged():
