@@ -40,8 +40,7 @@ from pathlib import Path
 from bench.make_stores import make
 from devportal.apache import OodApache
 from devportal.ports import free_port
-from devportal.jobs import LocalJob
-from devportal.ood import APP_ROOT, stage
+from devportal.ood import APP_ROOT
 from devportal.testbed import FORCE_CLI_SETUP, OWNER, mlflow_python, write_site_config
 
 NAIVE_TEMPLATE = Path(__file__).resolve().parent / "naive_app" / "template"
@@ -128,20 +127,10 @@ def concurrent_batch(proxy, body, count) -> tuple:
 
 
 def measure(label, app_root, store, env, apache, requests, access="write", concurrency=4) -> dict:
-    session = stage({"mlflow_tracking_uri": store, "mlflow_store_access": access}, user=OWNER, env=env,
-                    app_root=app_root)
-    job = LocalJob(session).start()
-    try:
-        info = job.wait_running(timeout=900)
-        card = time.monotonic() - job.started
-        proxy = Proxy(apache, info)
-        if label != "naive":
-            _, cookie, _ = proxy.call("POST", "/login", f"password={info['password']}")
-            proxy.cookie = cookie.split(";")[0]
-        experiments = json.loads(proxy.call("GET", "/ajax-api/2.0/mlflow/experiments/search?max_results=50")[2])
-        experiment = next(e["experiment_id"] for e in experiments["experiments"] if e["name"] == "demo-classifier")
-        search = json.dumps({"experiment_ids": [experiment], "max_results": 100,
-                             "order_by": ["attributes.start_time DESC"], "run_view_type": "ACTIVE_ONLY"})
+    from bench.load import search_body, session
+
+    with session(label, app_root, store, env, apache, Proxy, access) as (job, proxy, experiment, card):
+        search = search_body(experiment)
         status, _, _ = proxy.call("POST", "/ajax-api/2.0/mlflow/runs/search", search)
         assert status == 200, f"{label}: runs/search answered {status}"
         ui = time.monotonic() - job.started
@@ -156,8 +145,6 @@ def measure(label, app_root, store, env, apache, requests, access="write", concu
                 "get_ms": percentiles(get), "post_ms": percentiles(post), "get_ms_samples": get,
                 "post_ms_samples": post, "concurrent_ms": statistics.median(ms for ms, _ in batches),
                 "concurrent_failed": sum(failed for _, failed in batches)}
-    finally:
-        job.cancel()
 
 
 def conversion(store: str, env, apache, requests) -> dict:
@@ -251,6 +238,60 @@ def table(results: dict, floor: float) -> str:
     return "\n".join(lines)
 
 
+RESULTS = Path(__file__).resolve().parent
+
+
+def work_folder() -> Path:
+    work = Path(tempfile.mkdtemp(prefix="ood-mlflow-bench-"))
+    work.chmod(0o755)
+    return work
+
+
+def launch_setups(work: Path, major: str, cores: int = 1) -> dict:
+    """{launch: (app root, dashboard env)}: the naive launch, the app, the app forced onto the CLI."""
+    cores_setup = f"export SLURM_CPUS_PER_TASK={cores}\n" if cores > 1 else ""
+    env = write_site_config(work / f"site-{cores}.yml", major, cores_setup, start_timeout=900)
+    cli_env = write_site_config(work / f"site-cli-{cores}.yml", major, FORCE_CLI_SETUP + cores_setup,
+                                start_timeout=900)
+    naive = work / "naive_app"
+    return {"naive": (naive if naive.exists() else naive_app_root(work), env), "one-import": (APP_ROOT, env),
+            "cli": (APP_ROOT, cli_env)}
+
+
+def under_load(args) -> None:
+    """--load or --soak: bench/load.py against the launches on one SQLite store."""
+    from bench import load
+
+    store = make("sqlite", args.runs, args.mlflow)
+    work = work_folder()
+    launches = launch_setups(work, args.mlflow, args.cores)
+    version = mlflow_version(args.mlflow)
+    with OodApache(work / "apache", free_port()) as apache:
+        if args.soak:
+            found = load.soak(args.launch, launches[args.launch], store, apache, Proxy, args.soak)
+            results = {"mlflow": version, "launch": args.launch, "minutes": args.soak, **found}
+            name = "results-soak.json"
+        else:
+            results = {"mlflow": version, "machine": machine(), "runs": args.runs, "clients": args.clients,
+                       "rounds": args.rounds, "artifact_mb": args.artifact_mb, "cores": args.cores,
+                       "launches": {label: load.load(label, launches[label], store, apache, Proxy, args.clients,
+                                                     args.rounds, args.artifact_mb) for label in LAUNCHES}}
+            print(load.load_table(results))
+            name = f"results-load-mlflow{args.mlflow}-{args.cores}-cores.json"
+    target = Path(args.json or RESULTS / name)
+    target.write_text(json.dumps(results, indent=2))
+    print(f"\nJSON: {target}")
+
+
+def mlflow_version(major: str) -> str:
+    return subprocess.run([str(mlflow_python(major)), "-c", "import mlflow; print(mlflow.__version__)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sqlite-runs", type=int, default=10000)
@@ -262,27 +303,32 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=4, help="runs searches sent at once (0: none)")
     parser.add_argument("--workers-check", action="store_true",
                         help=f"also launch '{TWO_WORKERS}', to compare with the one-import server's one process")
-    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results.json"))
+    parser.add_argument("--json", default=None, help="where to write the results (default: bench/results*.json)")
+    loads = parser.add_argument_group("load and soak (bench/load.py)")
+    loads.add_argument("--load", action="store_true", help="clients at once and a large artifact, per launch")
+    loads.add_argument("--soak", type=int, metavar="MINUTES", help="a browser-like load, memory every minute")
+    loads.add_argument("--runs", type=int, default=300, help="runs in the SQLite store the load is sent to")
+    loads.add_argument("--clients", type=int, default=8)
+    loads.add_argument("--rounds", type=int, default=25)
+    loads.add_argument("--artifact-mb", type=int, default=256)
+    loads.add_argument("--cores", type=int, default=1, help="cores the sessions ask for (4: forked workers)")
+    loads.add_argument("--launch", choices=LAUNCHES, default="one-import", help="the launch --soak runs")
     args = parser.parse_args(argv)
+    if args.load or args.soak:
+        return under_load(args)
+    args.json = args.json or str(RESULTS / "results.json")
 
     stores = {f"SQLite, {args.sqlite_runs} runs": make("sqlite", args.sqlite_runs, args.mlflow),
               f"directory, {args.file_runs} runs": make("file", args.file_runs, args.mlflow)}
-    work = Path(tempfile.mkdtemp(prefix="ood-mlflow-bench-"))
-    work.chmod(0o755)
-    env = write_site_config(work / "site.yml", args.mlflow, start_timeout=900)
-    cli_env = write_site_config(work / "site-cli.yml", args.mlflow, FORCE_CLI_SETUP, start_timeout=900)
-    two_workers_env = write_site_config(work / "site-cli-4-cores.yml", args.mlflow,
-                                        FORCE_CLI_SETUP + "export SLURM_CPUS_PER_TASK=4\n", start_timeout=900)
-    naive = naive_app_root(work)
+    work = work_folder()
+    launches = launch_setups(work, args.mlflow)
+    launches[TWO_WORKERS] = launch_setups(work, args.mlflow, cores=4)["cli"]
+    env = launches["one-import"][1]
     floor = import_floor(args.mlflow)
-    version = subprocess.run([str(mlflow_python(args.mlflow)), "-c", "import mlflow; print(mlflow.__version__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    results = {"mlflow": version, "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+    results = {"mlflow": mlflow_version(args.mlflow), "machine": machine(),
                "floor_s": floor, "requests": args.requests, "repeat": args.repeat, "concurrency": args.concurrency,
                "stores": {}}
     with OodApache(work / "apache", free_port()) as apache:
-        launches = {"naive": (naive, env), "one-import": (APP_ROOT, env), "cli": (APP_ROOT, cli_env),
-                    TWO_WORKERS: (APP_ROOT, two_workers_env)}
         labels = LAUNCHES + ((TWO_WORKERS,) if args.workers_check else ())
         pairs = RATIOS + ((f"{TWO_WORKERS} / one-import", TWO_WORKERS, "one-import"),) if args.workers_check else RATIOS
         for name, store in stores.items():
