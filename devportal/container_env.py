@@ -46,6 +46,6 @@ def setup(major: str) -> str:
             f'export PATH="{make(major)}:$PATH"\n')
 
 
-def environments(major: str) -> list:
-    """site.yml's `environments` with this module as the one choice."""
-    return [{"label": f"mlflow/{major} (container module)", "setup": setup(major)}]
+def environments(major: str, extra_setup: str = "") -> list:
+    """site.yml's `environments` with this module as the one choice (then `extra_setup`)."""
+    return [{"label": f"mlflow/{major} (container module)", "setup": setup(major) + extra_setup}]

@@ -33,8 +33,7 @@ TIME_LIMIT_REASON = "The session reached its time limit. Launch a new one with m
 
 def site_for(site_config, env: str, extra_setup: str = "") -> dict:
     if env == "wrapped":
-        return site_config("3", environments=[{"label": "mlflow/3 (container module)",
-                                               "setup": container_env.setup("3") + extra_setup}])
+        return site_config("3", environments=container_env.environments("3", extra_setup))
     return site_config("3", extra_setup)
 
 
