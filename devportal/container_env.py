@@ -44,3 +44,8 @@ def setup(major: str) -> str:
     return (f'export TMPDIR="/tmp/ood-mlflow-job-${{SLURM_JOB_ID:-$$}}"\n'
             f'mkdir -p -m 0700 "$TMPDIR"\n'
             f'export PATH="{make(major)}:$PATH"\n')
+
+
+def environments(major: str, extra_setup: str = "") -> list:
+    """site.yml's `environments` with this module as the one choice (then `extra_setup`)."""
+    return [{"label": f"mlflow/{major} (container module)", "setup": setup(major) + extra_setup}]

@@ -4,8 +4,12 @@ Chromium (as a non-root user) opens the session card on the portal, clicks
 Connect, sees the experiments, opens one and its runs, a run's loss chart and
 its text artifact, renames the experiment and sees the new name after a
 reload. The matrix covers store kinds, both proxy prefixes and Dex (Host is
-the portal's name) on MLflow 3.17.2, SQLite behind /rnode on MLflow 2.22, and a
-PostgreSQL store (the test bed's own server) behind /rnode on MLflow 3.17.2.
+the portal's name) on MLflow 3.17.2, SQLite behind /rnode on MLflow 2.22, a
+PostgreSQL store (the test bed's own server) behind /rnode on MLflow 3.17.2,
+and SQLite on MLflow 3.17.2 from a container-style module
+(devportal/container_env.py). Each journey starts on a fresh profile for the
+portal's origin and checks the first screen; on MLflow 3.x, Start Demo is
+refused with an explanation and writes nothing.
 A screenshot of each step is saved under tests/artifacts/journeys/.
 """
 
@@ -18,6 +22,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
+from devportal import container_env
 from devportal.apache import OodApache
 from devportal.ports import free_port
 from devportal.browser import Browser
@@ -26,8 +31,14 @@ from devportal.ood import render_form
 from devportal.testbed import OWNER, make_store
 
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "journeys"
-MATRIX = [(kind, "3", proxy, dex) for kind in ("sqlite", "file") for proxy in ("rnode", "node")
-          for dex in (False, True)] + [("sqlite", "2", "rnode", False), ("postgresql", "3", "rnode", False)]
+# (store kind, MLflow major, proxy, Dex, environment): "plain" is the test venv, "module" a container module's.
+MATRIX = [(kind, "3", proxy, dex, "plain") for kind in ("sqlite", "file") for proxy in ("rnode", "node")
+          for dex in (False, True)] + [("sqlite", "2", "rnode", False, "plain"),
+                                       ("postgresql", "3", "rnode", False, "plain"), ("sqlite", "3", "rnode", False, "module")]
+
+
+def journey_name(kind, major, proxy, dex, env) -> str:
+    return f"{kind}-mlflow{major}-{proxy}-{'dex' if dex else 'nodex'}" + ("" if env == "plain" else f"-{env}")
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +92,38 @@ def page_policy(browser) -> str:
           .then(r => done(r.headers.get('content-security-policy') || ''), e => done(String(e)));""")
 
 
+def assert_first_screen(browser, major):
+    """What a researcher sees first, on a fresh profile: the experiments, with nothing opened over them."""
+    shown = browser.page_text()
+    dialogs = browser.driver.execute_script(
+        """return [...document.querySelectorAll('[role=dialog], [aria-modal=true], .ant-modal, .du-bois-light-modal')]
+            .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+            .map(e => e.innerText.slice(0, 120));""")
+    assert not dialogs, f"a dialog opened over the first screen: {dialogs}"
+    assert_nothing_covers(browser, "demo-classifier")
+    if major == "3":  # MLflow 3.x's home page opens on what the session offers
+        assert "mlflow assistant" not in shown.lower(), "the Assistant panel opened, for an assistant the session refuses"
+        assert "Information about UI telemetry" not in shown, "a notice about telemetry the session switched off"
+        assert "Start Demo" not in shown, "Start Demo would write sample experiments into the researcher's store"
+
+
+def assert_start_demo_refused(browser, experiment):
+    """Start Demo's request, sent as the UI sends it (a POST from its page): refused, explained, nothing written."""
+    names = browser.driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        const search = () => fetch('ajax-api/2.0/mlflow/experiments/search?max_results=100',
+                                   {credentials: 'same-origin'}).then(r => r.json())
+                             .then(j => (j.experiments || []).map(e => e.name).sort());
+        search().then(before => fetch('ajax-api/3.0/mlflow/demo/generate', {method: 'POST',
+              credentials: 'same-origin', headers: {'Content-Type': 'application/json'}, body: '{}'})
+          .then(r => r.text().then(body => search().then(after => done([r.status, body, before, after])))))
+          .catch(e => done(String(e)));""")
+    status, body, before, after = names
+    assert status == 403 and "Start Demo is switched off" in body, (status, body)
+    assert experiment in before and before == after, f"the store's experiments changed: {before} -> {after}"
+    browser.console_errors()  # the refusal's 403, expected here
+
+
 def rename_experiment(browser, experiment_id, new_name):
     """A state-changing POST from the UI's page, with the browser's own Origin and cookie."""
     status = browser.driver.execute_async_script(
@@ -94,12 +137,10 @@ def rename_experiment(browser, experiment_id, new_name):
 
 @pytest.mark.slurm
 @pytest.mark.browser
-@pytest.mark.parametrize("kind,major,proxy,dex", MATRIX,
-                         ids=[f"{k}-mlflow{m}-{p}-{'dex' if d else 'nodex'}" for k, m, p, d in MATRIX])
-def test_journey(request, launch, site_config, portals, browser, kind, major, proxy, dex):
-    name = f"{kind}-mlflow{major}-{proxy}-{'dex' if dex else 'nodex'}"
-    journey(launch, site_config, portals, browser, kind, major, proxy, dex, name,
-            postgres=request.getfixturevalue("postgres") if kind == "postgresql" else None)
+@pytest.mark.parametrize("kind,major,proxy,dex,env", MATRIX, ids=[journey_name(*row) for row in MATRIX])
+def test_journey(request, launch, site_config, portals, browser, kind, major, proxy, dex, env):
+    journey(launch, site_config, portals, browser, kind, major, proxy, dex, journey_name(kind, major, proxy, dex, env),
+            postgres=request.getfixturevalue("postgres") if kind == "postgresql" else None, env=env)
 
 
 @pytest.mark.slurm
@@ -110,13 +151,14 @@ def test_convert_journey(launch, site_config, portals, browser):
             access="convert")
 
 
-def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name, access="write", postgres=None):
-    site = {}
+def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name, access="write", postgres=None,
+            env="plain"):
+    site = {"environments": container_env.environments(major)} if env == "module" else {}
     if postgres:
         store = postgres.make_store(f"journey_mlflow{major}", major)
-        site = {"artifact_roots": [str(postgres.artifacts_of(f"journey_mlflow{major}"))]}  # a database has no folder
+        site["artifact_roots"] = [str(postgres.artifacts_of(f"journey_mlflow{major}"))]  # a database has no folder
     else:
-        store = make_store(kind, major, OWNER, name=f"-journey-{proxy}-{dex}-{access}")
+        store = make_store(kind, major, OWNER, name=f"-journey-{proxy}-{dex}-{access}-{env}")
     job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": access},
                  site_config(major, proxy=proxy, **site), runner="slurm")
     info = job.wait_running(timeout=180)
@@ -125,18 +167,17 @@ def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name
 
     browser.open(portal.url(publish_card(job.session, portal.docroot, job.job_id)))
     browser.wait_for(text="Connect to MLflow")
-    # An earlier session on this portal left MLflow 3.x's UI on its GenAI view (localStorage is per origin).
-    browser.driver.execute_script('localStorage.setItem("mlflow.workflowType_v1", JSON.stringify("genai"))')
+    # A fresh profile for the portal's origin (earlier journeys' sessions shared it), except that an earlier
+    # session left MLflow 3.x's UI on its GenAI view (localStorage is per origin).
+    browser.driver.execute_script('localStorage.clear(); sessionStorage.clear();'
+                                  'localStorage.setItem("mlflow.workflowType_v1", JSON.stringify("genai"))')
     shoot(browser, f"{name}-1-card")
     browser.click(text="Connect to MLflow")
     browser.switch_to_newest_window()
     browser.wait_for(text="demo-classifier", timeout=60)
     assert browser.driver.current_url.startswith(base_url), browser.driver.current_url
     shoot(browser, f"{name}-2-experiments")
-    if major == "3":  # MLflow 3.x's home page opens on what the session offers, as on a fresh profile
-        shown = browser.page_text()
-        assert "Information about UI telemetry" not in shown, "a notice about telemetry the session switched off"
-        assert "Start Demo" not in shown, "Start Demo would write sample experiments into the researcher's store"
+    assert_first_screen(browser, major)
 
     browser.click(text="demo-classifier")
     # The runs table first, without touching MLflow 3.x's view switch (the site's default_view).
@@ -172,6 +213,8 @@ def journey(launch, site_config, portals, browser, kind, major, proxy, dex, name
     policy = page_policy(browser)
     assert "script-src 'self'" in policy and "object-src 'none'" in policy, policy
     assert ("'unsafe-eval'" in policy) == (major == "2"), policy
+    if major == "3":
+        assert_start_demo_refused(browser, f"renamed-{name}")
     browser.driver.close()
     browser.driver.switch_to.window(browser.driver.window_handles[0])
 

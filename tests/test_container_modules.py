@@ -23,8 +23,7 @@ RUNS = ["run-00000", "run-00001", "run-00002"]
 
 
 def module_site(site_config, major: str, **extra) -> dict:
-    return site_config(major, environments=[{"label": f"mlflow/{major} (container module)",
-                                             "setup": container_env.setup(major)}], **extra)
+    return site_config(major, environments=container_env.environments(major), **extra)
 
 
 def parents(pid: int) -> list:

@@ -12,7 +12,11 @@ in before.sh) runs clean_up, as do the ends the job script sees itself. Here:
   folder, a read-only copy of the store, the temporary registry (Plan.scratch);
 - the session folder keeps no secret (OOD 4.1's "Download as zip" hands it
   out): the gate's secret file and connection.yml, which holds it, are removed;
-- at the time limit, job_exit_reason says so, for OOD 4.x dashboards.
+- at the time limit, job_exit_reason says so, for OOD 4.x dashboards. Slurm
+  is asked why the job ends (its reason is TimeLimit then): the hours on the
+  form are not the job's limit once an administrator changed it, and the Plan's
+  end is counted from after a conversion. Where Slurm cannot be asked, the
+  Plan's end stands in.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 from .processes import descendants, process_alive
@@ -51,6 +56,30 @@ def _signal(pid: int, number: int) -> None:
         pass
 
 
+def ask_slurm_why():
+    """`squeue`'s reason for this job, started now and read by at_time_limit (it runs while the server stops:
+    Slurm's SIGKILL follows its SIGTERM after KillWait seconds)."""
+    job = os.environ.get("SLURM_JOB_ID", "")
+    if not job.isdigit():
+        return None
+    try:
+        return subprocess.Popen(["squeue", "-h", "-j", job, "-o", "%r"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return None
+
+
+def at_time_limit(question, ends_at: int) -> bool:
+    if question is not None:
+        try:
+            answer = question.communicate(timeout=3)[0].strip()
+            if question.returncode == 0 and answer:
+                return answer == "TimeLimit"
+        except subprocess.TimeoutExpired:
+            question.kill()
+    return bool(ends_at) and time.time() >= ends_at - 120
+
+
 def remove(path: str) -> None:
     if path and os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -60,14 +89,15 @@ def main(session_dir=SESSION_DIR) -> int:
     try:
         plan = read_plan(session_dir)
     except (OSError, ValueError):
-        plan = None  # preflight refused the launch: nothing was started or made
+        plan = None  # preflight refused the launch or was stopped: what it made, it removed itself
+    question = ask_slurm_why()
     if plan:
         stop(plan.server_pid)
         for path in plan.scratch:
             remove(path)
-        if plan.ends_at and time.time() >= plan.ends_at - 120 and not os.path.exists(session_dir / EXIT_REASON_FILE):
-            with open(session_dir / EXIT_REASON_FILE, "w", encoding="utf-8") as fh:
-                fh.write(TIME_LIMIT_REASON + "\n")
+    if at_time_limit(question, plan.ends_at if plan else 0) and not os.path.exists(session_dir / EXIT_REASON_FILE):
+        with open(session_dir / EXIT_REASON_FILE, "w", encoding="utf-8") as fh:
+            fh.write(TIME_LIMIT_REASON + "\n")
     for name in (SECRET_FILE, CONNECTION_FILE):
         try:
             os.unlink(session_dir / name)

@@ -180,11 +180,16 @@ def _run_tool(store_path: str, work: str, temporary: str, runs: int, size: int, 
                 started.append(_bytes_read(tool.pid))  # imports are done: from here on it reads the store
     reader = threading.Thread(target=read_output, daemon=True)
     reader.start()
-    while tool.poll() is None:
-        if started and size:
-            share = (_bytes_read(tool.pid) - started[0]) / size
-            report_progress("converting", min(runs, int(runs * share)), runs)
-        time.sleep(0.5)
+    try:
+        while tool.poll() is None:
+            if started and size:
+                share = (_bytes_read(tool.pid) - started[0]) / size
+                report_progress("converting", min(runs, int(runs * share)), runs)
+            time.sleep(0.5)
+    except BaseException:  # the job is being stopped: the tool must not write on once its folder is removed
+        tool.kill()
+        tool.wait()
+        raise
     reader.join(5)
     if tool.returncode != 0:
         sys.stdout.write("\n".join(lines[-30:]) + "\n")

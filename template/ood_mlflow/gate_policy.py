@@ -72,6 +72,10 @@ NOT_OFFERED = (
     "This part of MLflow is switched off in Open OnDemand sessions: it would run programs on the "
     "compute node or send data from it."
 )
+NO_DEMO = (
+    "Start Demo is switched off in Open OnDemand sessions: it would write MLflow's sample experiments, traces "
+    "and prompts into this tracking store, which may be your project's."
+)
 UNKNOWN_ARTIFACT_ROUTE = "This artifact request is not supported by the Open OnDemand MLflow session."
 NOT_ON_LIST = (
     "This MLflow action is switched off in Open OnDemand sessions: a session offers what the MLflow UI needs to "
@@ -180,6 +184,8 @@ class GatePolicy:
 
     def _route_decision(self, method: str, route: str, query: str, headers: dict) -> Decision:
         local = {"set_request_headers": {"host": f"localhost:{self.port}"}, "drop_request_headers": ("origin",)}
+        if routes.DEMO.match(route):
+            return json_error(403, "PERMISSION_DENIED", NO_DEMO)
         if routes.refused(route, method):
             return json_error(403, "PERMISSION_DENIED", NOT_OFFERED)
         if routes.empty_gateway(method, route):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -135,9 +136,13 @@ def _read_only_copy(plan: Plan, store: Store, upgrade: bool, hint: str = "") -> 
     node_local.check_room(size * (2 if upgrade else 1), "a read-only copy of the store", hint)
     work = node_local.make_folder("ood-mlflow-")
     copy = os.path.join(work, os.path.basename(store.path))
-    copy_database(store.path, copy)
-    if upgrade:
-        _mlflow_db_upgrade(copy, work)
+    try:
+        copy_database(store.path, copy)
+        if upgrade:
+            _mlflow_db_upgrade(copy, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # no Plan names it yet, so the clean step would not find it
+        raise
     made = time.strftime("%Y-%m-%d %H:%M")
     how = f"upgraded to MLflow {plan.mlflow_version}'s schema" if upgrade else "as it was then"
     print(f"Read-only session: serving a node-local copy of the store ({copy}), {how}.", flush=True)
@@ -201,6 +206,9 @@ def _mlflow_db_upgrade(path: str, work_dir: str, temp_dir: str = "") -> None:
 
 
 def main() -> int:
+    # Cancel or the time limit during a copy or a conversion: end through Python, so the `finally` clauses
+    # remove the work folders (node-local, or beside the store) that no Plan names yet.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     try:
         plan = make_plan(settings.load(), os.environ.get("host", ""), int(os.environ.get("port") or 0))
     except LaunchError as error:

@@ -40,6 +40,10 @@ REFUSED = tuple(re.compile(p) for p in (
     r".*/invoke$",
 ))
 
+# MLflow 3.x's "Start Demo" (Getting Started on the home page): it writes MLflow's sample experiments, traces
+# and prompts into the store, which may be a project's. Refused with its own explanation, whatever the access.
+DEMO = re.compile(_API + r"/mlflow/demo(?:/|$)")
+
 # The artifact routes the gate knows how to confine: (method, route, what the
 # path belongs to, query parameters naming it, query parameter of the relative path).
 # A run is named by run_id or else run_uuid, as MLflow's handlers read them.

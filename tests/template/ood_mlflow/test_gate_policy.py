@@ -279,6 +279,17 @@ def test_read_write_sessions_refuse_what_the_ui_does_not_send(method, path):
     assert "switched off in Open OnDemand sessions" in decision.body
 
 
+@pytest.mark.parametrize("gate", [owned(), owned(read_only=True), owned(checks=False)],
+                         ids=["read-write", "read-only", "checks-off"])
+@pytest.mark.parametrize("path", ["/ajax-api/3.0/mlflow/demo/generate", "/ajax-api/3.0/mlflow/demo/delete"])
+def test_start_demo_is_refused_and_explained_whatever_the_access(gate, path):
+    """MLflow 3.x's Start Demo writes sample experiments into the store, which may be a project's."""
+    decision = gate.decide("POST", path, {"host": NODE, "cookie": owners_cookie(gate)})
+    assert decision.status == 403 and '"error_code": "PERMISSION_DENIED"' in decision.body, path
+    assert "Start Demo is switched off in Open OnDemand sessions" in decision.body
+    assert "which may be your project's" in decision.body
+
+
 @pytest.mark.parametrize("method,path", [
     ("POST", "/ajax-api/2.0/mlflow/experiments/create"), ("POST", "/ajax-api/2.0/mlflow/runs/set-tag"),
     ("POST", "/ajax-api/2.0/mlflow/traces/delete-traces"), ("PATCH", f"/ajax-api/3.0/mlflow/traces/tr-{HEX}/tags"),
