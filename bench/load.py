@@ -7,7 +7,8 @@
 the other on the same SQLite store, and sends each `--clients` clients that search runs (100 at a time) and
 read a metric's history `--rounds` times, while one more downloads a large artifact. It reports p50/p95 and
 failures, the artifact's speed and whether it arrived whole, and the job's memory (PSS and RSS of all its
-processes) once ready, at the peak under load, and after. With --cores 4 the sessions ask for 4 cores
+processes) once ready, at the peak under load, and after. Each job runs on the cores it asks for (--cores,
+at most the machine's), as Slurm's cgroups give them; with --cores 4 the sessions ask for 4
 (SLURM_CPUS_PER_TASK): the app forks its web workers, the CLI starts its own.
 
 --soak keeps a browser-like load (4 clients: experiments, runs, histories, artifact lists, with pauses)
@@ -74,10 +75,12 @@ class Peak:
 
 
 @contextmanager
-def session(label, app_root, store, env, apache, proxy_type, access="write"):
+def session(label, app_root, store, env, apache, proxy_type, access="write", cpus=frozenset()):
     """A launch, ready and logged in: (job, proxy, experiment id, seconds until the card turned Running)."""
     job = LocalJob(stage({"mlflow_tracking_uri": store, "mlflow_store_access": access}, user=OWNER, env=env,
-                         app_root=app_root)).start()
+                         app_root=app_root))
+    job.cpus = cpus
+    job.start()
     try:
         info = job.wait_running(timeout=900)
         card = time.monotonic() - job.started
@@ -173,9 +176,15 @@ def percentiles(samples: list) -> dict:
             "count": len(times), "failed": sum(not ok for _, ok in samples)}
 
 
-def load(label, launch, store, apache, proxy_type, clients: int, rounds: int, artifact_mb: int) -> dict:
+def job_cpus(cores: int) -> frozenset:
+    """The CPUs a session of `cores` gets: the highest-numbered ones (the proxy and the clients share them all)."""
+    mine = sorted(os.sched_getaffinity(0))
+    return frozenset(mine[-min(cores, len(mine)):])
+
+
+def load(label, launch, store, apache, proxy_type, clients: int, rounds: int, artifact_mb: int, cores: int) -> dict:
     app_root, env = launch
-    with session(label, app_root, store, env, apache, proxy_type) as (job, proxy, experiment, _):
+    with session(label, app_root, store, env, apache, proxy_type, cpus=job_cpus(cores)) as (job, proxy, experiment, _):
         run_id, name, digest = big_artifact(proxy, experiment, artifact_mb)
         time.sleep(2)  # workers and job runners finish starting
         ready = memory_mb(job)
@@ -200,7 +209,7 @@ def load(label, launch, store, apache, proxy_type, clients: int, rounds: int, ar
 def load_table(results: dict) -> str:
     lines = [f"MLflow {results['mlflow']}, {results['machine']}, SQLite store of {results['runs']} runs, "
              f"{results['clients']} clients x {results['rounds']} rounds (runs/search + get-history), "
-             f"{results['artifact_mb']} MiB artifact at the same time, {results['cores']} core(s) asked for",
+             f"{results['artifact_mb']} MiB artifact at the same time, {results['cores']} core(s) asked for, the job pinned to as many (at most the machine's)",
              "",
              "| launch | search p50 / p95 (ms) | history p50 / p95 (ms) | failed | wall (s) | artifact MB/s alone / under load, whole "
              "| PSS ready / peak / after (MB) | RSS ready / peak / after (MB) |",
@@ -240,9 +249,9 @@ def browse(proxy, experiment: str, stop: threading.Event, samples: list) -> None
         stop.wait(random.uniform(0.2, 1.0))
 
 
-def soak(label, launch, store, apache, proxy_type, minutes: int, clients: int = 4) -> dict:
+def soak(label, launch, store, apache, proxy_type, minutes: int, cores: int, clients: int = 4) -> dict:
     app_root, env = launch
-    with session(label, app_root, store, env, apache, proxy_type) as (job, proxy, experiment, _):
+    with session(label, app_root, store, env, apache, proxy_type, cpus=job_cpus(cores)) as (job, proxy, experiment, _):
         stop, samples, rows = threading.Event(), [], []
         print(f"soak: {label}, {clients} browsing clients, {minutes} minutes", flush=True)
         print("| minute | requests | failed | p50 (ms) | PSS (MB) | RSS (MB) |\n|---|---|---|---|---|---|", flush=True)

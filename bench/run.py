@@ -45,7 +45,8 @@ from devportal.testbed import FORCE_CLI_SETUP, OWNER, mlflow_python, write_site_
 
 NAIVE_TEMPLATE = Path(__file__).resolve().parent / "naive_app" / "template"
 LAUNCHES = ("naive", "one-import", "cli")  # the naive launch, the app's two server paths
-TWO_WORKERS = "cli, 2 workers"  # --workers-check: the CLI as a 4-core session runs it (SLURM_CPUS_PER_TASK=4)
+TWO_WORKERS = "cli, 2 workers"  # --workers-check: the CLI with a 4-core session's workers (SLURM_CPUS_PER_TASK=4)
+FORKED = "one-import, 2 workers"  # --workers-check: the app as a 4-core session runs it, workers forked
 
 
 def naive_app_root(work: Path) -> Path:
@@ -127,7 +128,7 @@ def concurrent_batch(proxy, body, count) -> tuple:
 
 
 def measure(label, app_root, store, env, apache, requests, access="write", concurrency=4) -> dict:
-    from bench.load import search_body, session
+    from bench.load import memory_mb, search_body, session
 
     with session(label, app_root, store, env, apache, Proxy, access) as (job, proxy, experiment, card):
         search = search_body(experiment)
@@ -136,11 +137,13 @@ def measure(label, app_root, store, env, apache, requests, access="write", concu
         ui = time.monotonic() - job.started
         time.sleep(2)  # let workers and job runners finish starting before RSS is read
         processes = process_rss_mb(job)
+        pss = memory_mb(job)[0]  # forked workers share pages: RSS counts them once per worker, PSS once
         get = timed(proxy, "GET", "/ajax-api/2.0/mlflow/experiments/search?max_results=25", None, requests)
         post = timed(proxy, "POST", "/ajax-api/2.0/mlflow/runs/search", search, requests)
         batches = [concurrent_batch(proxy, search, concurrency) for _ in range(3)] if concurrency else [(0.0, 0)]
         after = process_rss_mb(job)
-        return {"card_s": card, "ui_s": ui, "rss_mb": sum(r for r, _ in processes), "processes": processes,
+        return {"card_s": card, "ui_s": ui, "rss_mb": sum(r for r, _ in processes), "pss_mb": pss,
+                "processes": processes,
                 "rss_after_requests_mb": sum(r for r, _ in after),
                 "get_ms": percentiles(get), "post_ms": percentiles(post), "get_ms_samples": get,
                 "post_ms_samples": post, "concurrent_ms": statistics.median(ms for ms, _ in batches),
@@ -171,7 +174,7 @@ def conversion_table(name: str, result: dict) -> str:
 
 def combine(runs: list) -> dict:
     """Medians of the launches' start times and RSS; request times pooled over all launches."""
-    merged = {key: statistics.median(r[key] for r in runs) for key in ("card_s", "ui_s", "rss_mb",
+    merged = {key: statistics.median(r[key] for r in runs) for key in ("card_s", "ui_s", "rss_mb", "pss_mb",
                                                                         "rss_after_requests_mb", "concurrent_ms")}
     for key in ("get_ms", "post_ms"):
         merged[key] = percentiles([t for r in runs for t in r[key + "_samples"]])
@@ -199,7 +202,7 @@ def import_floor(major: str, samples: int = 5) -> float:
 
 def ratios(launch: dict, base: dict) -> dict:
     return {"card_s": launch["card_s"] / base["card_s"], "ui_s": launch["ui_s"] / base["ui_s"],
-            "rss_mb": launch["rss_mb"] / base["rss_mb"],
+            "rss_mb": launch["rss_mb"] / base["rss_mb"], "pss_mb": launch["pss_mb"] / base["pss_mb"],
             "get_median": launch["get_ms"]["median"] / base["get_ms"]["median"],
             "post_median": launch["post_ms"]["median"] / base["post_ms"]["median"],
             "concurrent": launch["concurrent_ms"] / base["concurrent_ms"] if base["concurrent_ms"] else 0.0}
@@ -214,7 +217,7 @@ def table(results: dict, floor: float) -> str:
         f"MLflow {results['mlflow']}, {results['machine']}, {results['repeat']} launches of each kind per store, "
         f"{results['requests']} requests each; floor `import mlflow.server` = {floor:.2f} s",
         "",
-        "| store | launch | card (s) | UI (s) | card / floor | RSS (MB) | GET median / p95 (ms) | POST median / p95 (ms) "
+        "| store | launch | card (s) | UI (s) | card / floor | RSS / PSS (MB) | GET median / p95 (ms) | POST median / p95 (ms) "
         f"| {results['concurrency']} POSTs at once (ms) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -222,11 +225,11 @@ def table(results: dict, floor: float) -> str:
         for label in [label for label in runs if label != "ratios"]:
             r = runs[label]
             lines.append(f"| {store} | {label} | {r['card_s']:.1f} | {r['ui_s']:.1f} | {r['card_s'] / floor:.2f} | "
-                         f"{r['rss_mb']:.0f} | {r['get_ms']['median']:.1f} / {r['get_ms']['p95']:.1f} | "
+                         f"{r['rss_mb']:.0f} / {r['pss_mb']:.0f} | {r['get_ms']['median']:.1f} / {r['get_ms']['p95']:.1f} | "
                          f"{r['post_ms']['median']:.1f} / {r['post_ms']['p95']:.1f} | {r['concurrent_ms']:.0f} |")
         for name, ratio in runs["ratios"].items():
             lines.append(f"| {store} | **{name}** | **{ratio['card_s']:.2f}** | {ratio['ui_s']:.2f} | | "
-                         f"**{ratio['rss_mb']:.2f}** | **{ratio['get_median']:.2f}** | **{ratio['post_median']:.2f}** "
+                         f"**{ratio['rss_mb']:.2f}** / {ratio['pss_mb']:.2f} | **{ratio['get_median']:.2f}** | **{ratio['post_median']:.2f}** "
                          f"| {ratio['concurrent']:.2f} |")
     failed = {f"{store}, {label}": sum(r["concurrent_failed"] for r in runs[label]["launches"])
               for store, runs in results["stores"].items() for label in runs if label != "ratios"}
@@ -268,14 +271,15 @@ def under_load(args) -> None:
     version = mlflow_version(args.mlflow)
     with OodApache(work / "apache", free_port()) as apache:
         if args.soak:
-            found = load.soak(args.launch, launches[args.launch], store, apache, Proxy, args.soak)
+            found = load.soak(args.launch, launches[args.launch], store, apache, Proxy, args.soak, args.cores)
             results = {"mlflow": version, "launch": args.launch, "minutes": args.soak, **found}
             name = "results-soak.json"
         else:
             results = {"mlflow": version, "machine": machine(), "runs": args.runs, "clients": args.clients,
                        "rounds": args.rounds, "artifact_mb": args.artifact_mb, "cores": args.cores,
                        "launches": {label: load.load(label, launches[label], store, apache, Proxy, args.clients,
-                                                     args.rounds, args.artifact_mb) for label in LAUNCHES}}
+                                                     args.rounds, args.artifact_mb, args.cores)
+                                    for label in LAUNCHES}}
             print(load.load_table(results))
             name = f"results-load-mlflow{args.mlflow}-{args.cores}-cores.json"
     target = Path(args.json or RESULTS / name)
@@ -302,7 +306,7 @@ def main(argv=None):
     parser.add_argument("--mlflow", choices=["3", "2"], default="3")
     parser.add_argument("--concurrency", type=int, default=4, help="runs searches sent at once (0: none)")
     parser.add_argument("--workers-check", action="store_true",
-                        help=f"also launch '{TWO_WORKERS}', to compare with the one-import server's one process")
+                        help=f"also launch '{FORKED}' and '{TWO_WORKERS}' (a 4-core session's workers)")
     parser.add_argument("--json", default=None, help="where to write the results (default: bench/results*.json)")
     loads = parser.add_argument_group("load and soak (bench/load.py)")
     loads.add_argument("--load", action="store_true", help="clients at once and a large artifact, per launch")
@@ -322,15 +326,17 @@ def main(argv=None):
               f"directory, {args.file_runs} runs": make("file", args.file_runs, args.mlflow)}
     work = work_folder()
     launches = launch_setups(work, args.mlflow)
-    launches[TWO_WORKERS] = launch_setups(work, args.mlflow, cores=4)["cli"]
+    four_cores = launch_setups(work, args.mlflow, cores=4)
+    launches[TWO_WORKERS], launches[FORKED] = four_cores["cli"], four_cores["one-import"]
     env = launches["one-import"][1]
     floor = import_floor(args.mlflow)
     results = {"mlflow": mlflow_version(args.mlflow), "machine": machine(),
                "floor_s": floor, "requests": args.requests, "repeat": args.repeat, "concurrency": args.concurrency,
                "stores": {}}
     with OodApache(work / "apache", free_port()) as apache:
-        labels = LAUNCHES + ((TWO_WORKERS,) if args.workers_check else ())
-        pairs = RATIOS + ((f"{TWO_WORKERS} / one-import", TWO_WORKERS, "one-import"),) if args.workers_check else RATIOS
+        labels = LAUNCHES + ((FORKED, TWO_WORKERS) if args.workers_check else ())
+        pairs = RATIOS + ((f"{FORKED} / {TWO_WORKERS}", FORKED, TWO_WORKERS),
+                          (f"{FORKED} / one-import", FORKED, "one-import")) if args.workers_check else RATIOS
         for name, store in stores.items():
             samples = {label: [] for label in labels}
             for _ in range(args.repeat):

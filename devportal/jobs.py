@@ -91,7 +91,12 @@ class Job:
 
 
 class LocalJob(Job):
-    """The job script run directly with bash, as the session's user, in a login-like clean environment."""
+    """The job script run directly with bash, as the session's user, in a login-like clean environment.
+
+    `cpus`: the CPUs the job may run on, as Slurm's cgroups give a job the cores it asked for (the benchmark's
+    load runs set it; the test bed's Slurm has task/none)."""
+
+    cpus: frozenset = frozenset()
 
     def start(self) -> "LocalJob":
         script_file = self.session.staged_root / "job_script_content.sh"
@@ -112,7 +117,7 @@ class LocalJob(Job):
         self.proc = subprocess.Popen(
             as_user(user, ["/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in env.items()] + ["/bin/bash", str(script_file)]),
             cwd=self.session.staged_root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None,
         )
         log.close()
         self.started = time.monotonic()
