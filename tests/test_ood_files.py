@@ -89,7 +89,8 @@ def test_form_follows_the_site_configuration(site_config):
                                 "data-max-mlflow-memory-gb": 64}
     assert partitions[1][2]["data-max-bc-num-hours"] == 72
     assert "[How to use this app](https://docs.example.org/mlflow)" in form["attributes"]["mlflow_tracking_uri"]["help"]
-    assert form["form"][-3:-1] == ["mlflow_store_access", "mlflow_environment"], "advanced fields come last"
+    assert form["form"][-4:-1] == ["mlflow_store_access", "mlflow_close_slurm_runs", "mlflow_environment"], \
+        "advanced fields come last"
     assert form["attributes"]["mlflow_store_access"]["cacheable"] is False
     assert form["attributes"]["mlflow_environment"]["options"] == ["MLflow 3.17", "MLflow 2.22"]
     assert (form["attributes"]["mlflow_num_cores"]["value"], form["attributes"]["mlflow_num_cores"]["max"]) == (2, 4)

@@ -71,6 +71,11 @@ def serve_wsgi(options: dict) -> None:
     server.serve_forever()
 
 
-def serve(adapter: Adapter, flags: ServerFlags) -> int:
-    run(adapter, prepare(adapter, flags))
+def serve(adapter: Adapter, flags: ServerFlags, plan=None, slurm_helper=None) -> int:
+    options = prepare(adapter, flags)
+    if slurm_helper is not None:  # after the one import, in the background: RUNNING runs whose Slurm job ended
+        from . import slurm_sweep
+
+        slurm_sweep.start(plan, slurm_helper)
+    run(adapter, options)
     return 0
