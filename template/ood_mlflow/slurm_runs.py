@@ -170,11 +170,10 @@ def summary(ended: list, limit: int = SHOWN_RUNS) -> str:
     return f"{len(ended)} {verb} RUNNING in MLflow, but {jobs} ended: {states}. {_named(ended, limit)}."
 
 
-def action(closed: bool, can_close: bool) -> str:
-    """What the user can do about them, or what this session did."""
+def action(closed: bool) -> str:
+    """What this session did about them, or what the user can do."""
     if closed:
         return ("This session closed them: KILLED in MLflow (FAILED for a FAILED, NODE_FAIL or OUT_OF_MEMORY job), "
                 f"ended when their job ended, with the tag {STATE_TAG}.")
-    where = "this form" if can_close else "the form, with Store access Read and write,"
-    return (f"To mark them KILLED in MLflow, launch again and tick \"Close runs whose Slurm job has ended\" on {where}"
-            f" (or in your own code: MlflowClient().set_terminated(run_id, \"KILLED\")).")
+    return ("To mark them KILLED in MLflow, launch again with Store access Read and write and tick \"Close runs "
+            "whose Slurm job has ended\".")
