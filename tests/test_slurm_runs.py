@@ -146,7 +146,7 @@ def slurm_jobs(users, postgres):
 def mlflow_runs(kind: str, major: str, store: str, run_ids) -> dict:
     done = subprocess.run(as_user(OWNER, [str(MLFLOW_VENVS[major] / "bin" / "python"), "-c", RUNS,
                                           uri_of(kind, store), *run_ids]),
-                          capture_output=True, text=True, timeout=120, cwd="/",
+                          capture_output=True, text=True, timeout=120, cwd=STORES_ROOT / "slurm-runs-jobs",
                           env={"MLFLOW_ALLOW_FILE_STORE": "true", "PATH": "/usr/bin:/bin",
                                "HOME": pwd.getpwnam(OWNER).pw_dir})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -93,28 +93,24 @@ def squeue_unknown_only(returncode: int, stderr: str) -> bool:
 
 def parse_squeue(text: str) -> dict:
     """{job id: JobEnd} from squeue's SQUEUE_FORMAT lines, under both of a task's ids (12345_7 and its own)."""
-    found = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) != 4:
-            continue
-        shown, own, state, end = parts
-        job = JobEnd(state.split()[0] if state.strip() else "", _epoch_ms(end))
-        for job_id in _expand(shown) + [own.strip()]:
-            found.setdefault(job_id, job)
-    return found
+    return _parse(text, exit_codes=False)
 
 
 def parse_sacct(text: str) -> dict:
-    """{job id: JobEnd} from `sacct --parsable2 --noheader` lines of SACCT_FIELDS."""
+    """{job id: JobEnd} from `sacct --parsable2 --noheader` lines of SACCT_FIELDS, likewise."""
+    return _parse(text, exit_codes=True)
+
+
+def _parse(text: str, exit_codes: bool) -> dict:
+    """Lines of `shown id|own id|state|end` (and `|exit code` from sacct); the first line of an id counts."""
     found = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) != 5:
+        if len(parts) != (5 if exit_codes else 4):
             continue
-        shown, raw, state, end, exit_code = parts
-        job = JobEnd(state.split()[0] if state.strip() else "", _epoch_ms(end), exit_code.strip())
-        for job_id in _expand(shown) + [raw.strip()]:
+        shown, own, state, end = parts[:4]
+        job = JobEnd(state.split()[0] if state.strip() else "", _epoch_ms(end), parts[4].strip() if exit_codes else "")
+        for job_id in _expand(shown) + [own.strip()]:
             found.setdefault(job_id, job)
     return found
 
