@@ -104,3 +104,19 @@ def test_the_card_counts_by_state_and_names_the_runs():
     assert one == "1 run is RUNNING in MLflow, but its Slurm job has ended: 1 TIMEOUT. name-60 (job 60)."
     assert "KILLED" in sr.action(closed=False) and "Read and write" in sr.action(closed=False)
     assert sr.action(closed=True).startswith("This session closed them")
+
+
+@pytest.mark.parametrize("values,mode", [
+    ({}, "report"),
+    ({"close_slurm_runs": "1"}, "close"),
+    ({"close_slurm_runs": "1", "access": "read_only"}, "report"),  # a read-only session never writes
+    ({"close_slurm_runs": "1", "access": "upgrade"}, "report"),
+    ({"close_slurm_runs": "1", "access": "convert"}, "report"),
+    ({"close_slurm_runs": "0"}, "report"),
+    ({"close_slurm_runs": "1", "slurm_runs_enabled": False}, "off"),
+])
+def test_closing_only_when_asked_in_a_read_and_write_session(values, mode):
+    from ood_mlflow import settings
+    from ood_mlflow.preflight import slurm_runs_mode
+
+    assert slurm_runs_mode(settings.Settings.from_dict(dict({"tracking_uri": "/x"}, **values))) == mode
