@@ -72,6 +72,7 @@ module MlflowApp
     def postgresql_allowed = @data["postgresql"]["allowed"]
     def confinement = @data["confinement"]
     def node_local_hint = @data["node_local_hint"]
+    def slurm_runs_enabled = @data["slurm_runs"]["enabled"]
 
     # A tracking store refused on the form page, before anything is staged: a PostgreSQL URI
     # on a site that does not offer them, or one with a password in it (the dashboard would
@@ -159,6 +160,9 @@ module MlflowApp
       fail!("postgresql must be a mapping with allowed: true or false") unless ok
       fail!("confinement must be auto or required, not #{confinement.inspect}") unless %w[auto required].include?(confinement)
       fail!("node_local_hint must be one line of text") unless node_local_hint.is_a?(String) && !node_local_hint.include?("\n")
+      sr = @data["slurm_runs"]
+      ok = sr.is_a?(Hash) && (sr.keys - %w[enabled]).empty? && [true, false].include?(sr["enabled"])
+      fail!("slurm_runs must be a mapping with enabled: true or false") unless ok
     end
 
     def validate_environments

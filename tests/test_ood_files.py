@@ -89,7 +89,8 @@ def test_form_follows_the_site_configuration(site_config):
                                 "data-max-mlflow-memory-gb": 64}
     assert partitions[1][2]["data-max-bc-num-hours"] == 72
     assert "[How to use this app](https://docs.example.org/mlflow)" in form["attributes"]["mlflow_tracking_uri"]["help"]
-    assert form["form"][-3:-1] == ["mlflow_store_access", "mlflow_environment"], "advanced fields come last"
+    assert form["form"][-4:-1] == ["mlflow_store_access", "mlflow_close_slurm_runs", "mlflow_environment"], \
+        "advanced fields come last"
     assert form["attributes"]["mlflow_store_access"]["cacheable"] is False
     assert form["attributes"]["mlflow_environment"]["options"] == ["MLflow 3.17", "MLflow 2.22"]
     assert (form["attributes"]["mlflow_num_cores"]["value"], form["attributes"]["mlflow_num_cores"]["max"]) == (2, 4)
@@ -266,3 +267,45 @@ def test_completed_card_shows_why_the_session_ended(tmp_path):
     assert "stopped before its time ran out" in session.render_completed()
     session.output_log.write_text("Cleaning up...\n")
     assert "The session has ended." in session.render_completed()
+
+
+def test_the_close_slurm_runs_option_is_off_offered_with_read_and_write_and_reaches_the_job(tmp_path, site_config):
+    form = render_form(site_config("3"))
+    option = form["attributes"]["mlflow_close_slurm_runs"]
+    assert option["widget"] == "check_box" and option["value"] == "0" and option["cacheable"] is False
+    access = {o[1]: o[2:] for o in form["attributes"]["mlflow_store_access"]["options"]}
+    assert access["write"] == [], "Read and write must keep the option shown"
+    for other in ("read_only", "upgrade", "convert"):
+        assert access[other] == [{"data-hide-mlflow-close-slurm-runs": True}], other
+    session = stage({"mlflow_tracking_uri": "/x", "mlflow_close_slurm_runs": "1"}, env=site_config("3"),
+                    dataroot=tmp_path / "on")
+    settings = json.loads((session.staged_root / "session.json").read_text())
+    assert (settings["close_slurm_runs"], settings["slurm_runs_enabled"]) == ("1", True)
+
+    off = site_config("3", slurm_runs={"enabled": False})
+    form = render_form(off)
+    assert "mlflow_close_slurm_runs" in form["form"] and form["attributes"]["mlflow_close_slurm_runs"] == "0"
+    assert all(len(o) == 2 for o in form["attributes"]["mlflow_store_access"]["options"])
+    session = stage({"mlflow_tracking_uri": "/x"}, env=off, dataroot=tmp_path / "off")
+    settings = json.loads((session.staged_root / "session.json").read_text())
+    assert (settings["close_slurm_runs"], settings["slurm_runs_enabled"]) == ("0", False)
+    with pytest.raises(RenderError, match="slurm_runs must be a mapping with enabled: true or false"):
+        render_form(site_config("3", slurm_runs={"enabled": "yes"}))
+
+
+def test_info_card_shows_runs_whose_slurm_job_has_ended_and_the_lookups_warning(tmp_path):
+    session = stage({"mlflow_tracking_uri": "/scratch/p/mlruns.db"}, dataroot=tmp_path)
+    (session.staged_root / "server").mkdir()
+    found = session.staged_root / "server" / "slurm_runs.json"
+    found.write_text(json.dumps({"summary": "2 runs are RUNNING in MLflow, but their Slurm jobs have ended: "
+                                            "1 TIMEOUT, 1 CANCELLED. <b>x</b> (job 12_1), 13 (job 13).",
+                                 "action": "To mark them KILLED ..."}))
+    html = session.render_info()
+    assert ("<strong>Slurm:</strong> 2 runs are RUNNING in MLflow, but their Slurm jobs have ended: 1 TIMEOUT, "
+            "1 CANCELLED. &lt;b&gt;x&lt;/b&gt; (job 12_1), 13 (job 13). To mark them KILLED ...") in html
+    found.write_text(json.dumps({"warning": "WARNING: Could not ask Slurm about the jobs of 2 RUNNING runs (x)."}))
+    (session.staged_root / "job_messages").write_text("WARNING: Could not ask Slurm about the jobs of 2 RUNNING "
+                                                       "runs (x).\n")
+    html = session.render_info()
+    assert html.count("Could not ask Slurm") == 1, "the warning from both files must show once"
+    assert "<strong>Slurm:</strong>" not in html

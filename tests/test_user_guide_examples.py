@@ -92,6 +92,9 @@ def test_the_slurm_example_logs_a_run(request, users, kind):
                                                  (f"job-{job_id}",)).fetchall()
             points = db.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = 'loss'", (run_id,))
             assert points.fetchone()[0] == 10
+            # The tag line that links the run to its job, for the card's runs whose Slurm job has ended.
+            tag = db.execute("SELECT value FROM tags WHERE run_uuid = ? AND key = 'slurm.job_id'", (run_id,))
+            assert tag.fetchall() == [(job_id,)]
     assert artifact_uri.startswith(str(scratch / "mlartifacts" / "my-experiment")), artifact_uri
     assert os.path.isfile(os.path.join(artifact_uri, "notes.txt")), log
 

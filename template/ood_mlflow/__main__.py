@@ -1,4 +1,4 @@
-"""`python3 -m ood_mlflow preflight|serve|ready PID|clean`: the job's steps."""
+"""`python3 -m ood_mlflow preflight|serve|ready PID|clean`: the job's steps (and serve's slurm-lookup helper)."""
 
 import sys
 
@@ -10,6 +10,9 @@ def main(argv) -> int:
         return run()
     if command == "serve":
         from .serve import main as run
+        return run()
+    if command == "slurm-lookup":
+        from .slurm_lookup import main as run
         return run()
     if command == "clean":
         from .clean import main as run

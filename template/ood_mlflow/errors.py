@@ -36,9 +36,11 @@ def report(error: LaunchError) -> None:
     _keep(error.line, EXIT_REASON_FILE)
 
 
-def warn(text: str) -> None:
+def warn(text: str) -> str:
+    """Print the WARNING line and keep it for the card; returns it (for a card file of a confined step's own)."""
     print(one_line("WARNING", text), file=sys.stdout, flush=True)
     _keep(one_line("WARNING", text))
+    return one_line("WARNING", text)
 
 
 def _keep(line: str, also: str = "") -> None:

@@ -100,7 +100,15 @@ def _session_fields(conf: settings.Settings, host: str, port: int) -> dict:
                 prefix=public_prefix(conf.proxy, host, port), portal_path=portal_path(conf.proxy, host, port),
                 start_timeout=conf.start_timeout,
                 trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view,
-                confinement=conf.confinement)
+                confinement=conf.confinement, slurm_runs=slurm_runs_mode(conf))
+
+
+def slurm_runs_mode(conf: settings.Settings) -> str:
+    """Off where the site switched the look-up off; closing only when asked, in a Read and write session
+    (an upgrade or conversion is a session about the store itself, a read-only one never writes)."""
+    if not conf.slurm_runs:
+        return "off"
+    return "close" if conf.close_slurm_runs and conf.access == WRITE else "report"
 
 
 def _converted(store: Store, version: str) -> tuple:

@@ -20,6 +20,7 @@ import time
 
 RESTARTS_PER_MINUTE = 5  # more worker deaths than this in a minute: something is wrong, end the session
 STOP_GRACE_S = 10  # after SIGTERM, how long the workers get before SIGKILL
+BACKGROUND = -1  # the index of the process that runs the background job
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -77,8 +78,9 @@ def _start_worker(serve_one, sock) -> int:
         os._exit(code)
 
 
-def serve_forked(workers: int, sock: socket.socket, serve_one) -> int:
-    """Fork `workers` processes that each run serve_one(sock); supervise them until SIGTERM. Returns the exit code."""
+def serve_forked(workers: int, sock: socket.socket, serve_one, background=None) -> int:
+    """Fork `workers` processes that each run serve_one(sock), and one that runs background() if given (not
+    replaced when it ends); supervise them until SIGTERM. Returns the exit code."""
     close_database_pools()
     gc.collect()
     gc.freeze()  # the collector would otherwise touch, and so copy, every inherited object in each worker
@@ -97,13 +99,15 @@ def serve_forked(workers: int, sock: socket.socket, serve_one) -> int:
     signal.signal(signal.SIGINT, stop)
     for index in range(workers):
         running[_start_worker(serve_one, sock)] = index
-    print(f"Web workers: {workers} forked after MLflow's one import (pids {' '.join(map(str, running))})",
-          flush=True)
+    if background:
+        running[_start_worker(lambda _: background(), sock)] = BACKGROUND
+    pids = " ".join(str(pid) for pid, index in running.items() if index != BACKGROUND)
+    print(f"Web workers: {workers} forked after MLflow's one import (pids {pids})", flush=True)
     deaths, failed = [], False
-    while running and not stopping:
+    while any(index != BACKGROUND for index in running.values()) and not stopping:
         pid, status = os.wait()
         index = running.pop(pid, None)
-        if index is None or stopping:
+        if index in (None, BACKGROUND) or stopping:
             continue
         deaths = [t for t in deaths if t > time.monotonic() - 60] + [time.monotonic()]
         how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"

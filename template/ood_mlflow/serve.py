@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import tempfile
 from dataclasses import replace
@@ -130,6 +131,7 @@ def main() -> int:
     env = server_environment(plan.store_kind, plan.backend_uri)
     choice = choose(plan.mlflow_version, os.environ, workers_for(cpus))
     plan = replace(plan, server=choice.path, server_reason=choice.reason)
+    helper = slurm_helper(plan, choice)
     try:
         files = confine(plan)
     except LaunchError as error:
@@ -143,4 +145,16 @@ def main() -> int:
     os.environ.update(env)
     from .serve_in_process import serve
 
-    return serve(choice.adapter, server_flags(plan), choice.workers)
+    return serve(choice.adapter, server_flags(plan), choice.workers, plan, helper)
+
+
+def slurm_helper(plan: Plan, choice: Choice):
+    """The process that will ask Slurm about the jobs of RUNNING runs (slurm_lookup.py), started before this one
+    confines itself; None where the look-up is off or cannot run in this process (the CLI path)."""
+    if plan.slurm_runs == "off":
+        return None
+    if choice.path == CLI:
+        print("Slurm runs: not looked up (the look-up runs in the one-import server, not the mlflow CLI)", flush=True)
+        return None
+    return subprocess.Popen([sys.executable, "-m", "ood_mlflow", "slurm-lookup"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, close_fds=True)

@@ -45,14 +45,18 @@ def prepare(adapter: Adapter, flags: ServerFlags) -> dict:
     return adapter.server_options(flags, log_config)
 
 
-def run(adapter: Adapter, options: dict, workers: int = 1) -> int:
-    """Serve in this process, or, for several workers, fork them from it once the app is built."""
+def run(adapter: Adapter, options: dict, workers: int = 1, background=None) -> int:
+    """Serve in this process, or, for several workers, fork them from it once the app is built. `background`
+    (a job for after the start) runs in a thread of this process, or beside forked workers in a process of its
+    own: a fork of a process with a thread inside could inherit a lock that thread held."""
     serve_one = uvicorn_server(options) if adapter.server == "uvicorn" else werkzeug_server(options)
     if workers <= 1:
+        if background:
+            threading.Thread(target=background, name="ood-mlflow-background", daemon=True).start()
         serve_one(None)
         return 0
     host, port = (options["host"], options["port"]) if "host" in options else _bind(options)
-    return prefork.serve_forked(workers, prefork.listening_socket(host, int(port)), serve_one)
+    return prefork.serve_forked(workers, prefork.listening_socket(host, int(port)), serve_one, background)
 
 
 def _bind(options: dict) -> tuple:
@@ -126,5 +130,11 @@ def one_at_a_time(app, most_read: int = MAX_INSPECTED_BODY + 1):
     return serve
 
 
-def serve(adapter: Adapter, flags: ServerFlags, workers: int = 1) -> int:
-    return run(adapter, prepare(adapter, flags), workers)
+def serve(adapter: Adapter, flags: ServerFlags, workers: int = 1, plan=None, slurm_helper=None) -> int:
+    options = prepare(adapter, flags)
+    background = None
+    if slurm_helper is not None:  # after the one import: RUNNING runs whose Slurm job ended
+        from . import slurm_sweep
+
+        background = lambda: slurm_sweep.run(plan, slurm_helper)  # noqa: E731
+    return run(adapter, options, workers, background)

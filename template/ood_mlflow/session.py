@@ -32,6 +32,8 @@ SERVER_DIR = "server"  # the server's working directory, the one folder of the s
 # The job's own ERROR and WARNING lines, for the card: output.log also holds whatever MLflow logs, and a planted
 # meta.yaml can make MLflow log text that starts with "WARNING:" or "ERROR:".
 MESSAGES_FILE = "job_messages"
+# What the server found of RUNNING runs whose Slurm job has ended (slurm_sweep.py), in SERVER_DIR: for the card.
+SLURM_RUNS_FILE = "slurm_runs.json"
 EXIT_REASON_FILE = "job_exit_reason"  # why the job ended, one line: what OOD 4.x dashboards (CSC's) show
 
 COOKIE_NAME = "ood_mlflow_session"  # the gate's login cookie
@@ -77,6 +79,9 @@ class Plan:
     # Folders the session made outside its own (a read-only copy, a temporary registry): writable by the server.
     scratch: tuple = field(default=())
     confinement: str = "auto"  # site: confinement.AUTO or REQUIRED
+    # RUNNING runs whose Slurm job has ended (slurm_sweep): "off" (site), "report" them, or "close" them (the
+    # form's option, in a Read and write session).
+    slurm_runs: str = "report"
     # How serve started MLflow (written by serve, for the card): one_import.ONE_IMPORT or CLI, and why;
     # and what protects the user's files (confinement.status_line).
     server: str = ""

@@ -39,6 +39,8 @@ class Settings:
     postgresql_allowed: bool = True  # site: postgresql.allowed
     confinement: str = AUTO  # site: confinement (confinement.MODES)
     node_local_hint: str = ""  # site: how a user asks for more node-local disk, e.g. "--gres=nvme:<GB>"
+    slurm_runs: bool = True  # site: slurm_runs.enabled, the look-up of RUNNING runs whose Slurm job has ended
+    close_slurm_runs: bool = False  # form: close those runs (a check box: "1" ticked)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
@@ -61,6 +63,8 @@ class Settings:
         return cls(
             confinement=confinement,
             node_local_hint=str(data.get("node_local_hint") or ""),
+            slurm_runs=data.get("slurm_runs_enabled", True) is not False,
+            close_slurm_runs=str(data.get("close_slurm_runs") or "0").strip() == "1",
             ui_view=UI_VIEWS[view],
             example_store=str(data.get("example_store") or EXAMPLE_STORE),
             postgresql_allowed=data.get("postgresql_allowed", True) is not False,
