@@ -127,12 +127,17 @@ def test_four_cores_fork_their_web_workers_after_the_one_import(launch, site_con
                  site_config(major, "export SLURM_CPUS_PER_TASK=4\n", proxy="node"))
     client = SessionClient(job.wait_running(timeout=150))
     client.login()
+    deadline = time.monotonic() + 30
+    while not output_lines(job.session, "Slurm runs: "):  # the look-up's process has done its work and ended
+        assert time.monotonic() < deadline, job.session.output()[-2000:]
+        time.sleep(0.2)
+    time.sleep(0.5)
     path, card, pythons = server_path(job)
     assert path == "one-import" and "2 web workers" in card and "forked after the one import" in card, card
     plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
     commands = job.process_commands()
     workers = [pid for pid in pythons if pid != plan["server_pid"]]
-    assert len(pythons) == 3 and len(workers) == 2, commands
+    assert len(pythons) == 3 and len(workers) == 2, [commands[p] for p in pythons]
     for pid in workers:  # forks: the parent's command line, the parent's child
         assert commands[pid] == commands[plan["server_pid"]]
         assert int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) == plan["server_pid"]

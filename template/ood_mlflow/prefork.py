@@ -97,10 +97,11 @@ def serve_forked(workers: int, sock: socket.socket, serve_one, background=None) 
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if background:  # first, so that what it holds (release) is not inherited by the workers too
+        running[_start_worker(lambda _: background(), sock)] = BACKGROUND
+        getattr(background, "release", lambda: None)()
     for index in range(workers):
         running[_start_worker(serve_one, sock)] = index
-    if background:
-        running[_start_worker(lambda _: background(), sock)] = BACKGROUND
     pids = " ".join(str(pid) for pid, index in running.items() if index != BACKGROUND)
     print(f"Web workers: {workers} forked after MLflow's one import (pids {pids})", flush=True)
     deaths, failed = [], False

@@ -136,5 +136,5 @@ def serve(adapter: Adapter, flags: ServerFlags, workers: int = 1, plan=None, slu
     if slurm_helper is not None:  # after the one import: RUNNING runs whose Slurm job ended
         from . import slurm_sweep
 
-        background = lambda: slurm_sweep.run(plan, slurm_helper)  # noqa: E731
+        background = slurm_sweep.Sweep(plan, slurm_helper)
     return run(adapter, options, workers, background)

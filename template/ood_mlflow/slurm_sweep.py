@@ -164,3 +164,18 @@ def run(plan: Plan, helper) -> None:
         write_found({"warning": warn(f"The look-up of RUNNING runs whose Slurm job has ended failed "
                                        f"({type(error).__name__}: {str(error)[:200]}); the session works as usual. "
                                        f"Fix: report it to your site's support with this output.log")})
+
+
+class Sweep:
+    """The look-up as the server's background job: run() where it runs; release() in a process that forked it
+    off and keeps none of it (its copies of the helper's pipes would keep the helper waiting for ever)."""
+
+    def __init__(self, plan: Plan, helper):
+        self.plan, self.helper = plan, helper
+
+    def __call__(self) -> None:
+        run(self.plan, self.helper)
+
+    def release(self) -> None:
+        for pipe in (self.helper.stdin, self.helper.stdout):
+            pipe.close()
