@@ -168,3 +168,39 @@ def test_four_cores_fork_their_web_workers_after_the_one_import(launch, site_con
         time.sleep(0.2)
     time.sleep(1)
     assert job.finished() and not job.process_commands(), job.process_commands()
+
+
+def hold_connections(host: str, port: int, count: int) -> list:
+    """`count` connections as another process on the node could hold them: silent, or half-sent requests."""
+    import socket
+
+    held = []
+    for number in range(count):
+        sock = socket.create_connection((host, port), timeout=10)
+        if number % 3 == 1:
+            sock.sendall(b"GET /ajax-api/2.0/mlflow/experiments/search HTTP/1.1\r\nHost: x\r\n")  # no end of headers
+        elif number % 3 == 2:
+            sock.sendall(b"POST /ajax-api/2.0/mlflow/runs/search HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 4096\r\n\r\n{")  # most of the body missing
+        held.append(sock)
+    return held
+
+
+@pytest.mark.parametrize("major", ["3", "2"])
+def test_connections_another_process_holds_open_do_not_slow_the_owner(launch, site_config, stores, major):
+    job = launch({"mlflow_tracking_uri": stores("sqlite", major)}, site_config(major, proxy="node"))
+    info = job.wait_running(timeout=150)
+    client = SessionClient(info)
+    client.login()
+    start = time.monotonic()
+    client.run_names()
+    alone = time.monotonic() - start
+    held = hold_connections(info["host"], int(info["port"]), 80)
+    try:
+        start = time.monotonic()
+        for _ in range(5):
+            assert client.run_names() == ["run-00000", "run-00001", "run-00002"]
+        assert (time.monotonic() - start) / 5 < alone + 2, "held connections slowed the owner's searches"
+    finally:
+        for sock in held:
+            sock.close()
