@@ -21,6 +21,16 @@ from devportal.jobs import output_lines
 from devportal.testbed import FORCE_CLI_SETUP
 
 
+def wait_for_the_slurm_look_up(job, timeout: float = 60) -> None:
+    """The look-up of RUNNING runs (slurm_sweep) runs beside the server with a helper process; once it has said
+    what it found, the helper has ended and only the server's processes remain."""
+    deadline = time.monotonic() + timeout
+    while not output_lines(job.session, "Slurm runs: "):
+        assert time.monotonic() < deadline, job.session.output()[-2000:]
+        time.sleep(0.2)
+    time.sleep(0.5)
+
+
 def server_path(job) -> tuple:
     """(the path the Plan records, what the card says, the job's Python processes)."""
     plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
@@ -66,6 +76,7 @@ def test_session_serves_owner_and_refuses_everyone_else(launch, site_config, sto
     forged.cookie = client.cookie.split("=")[0] + "=forged"
     assert forged.request("GET", "/")[0] == 403
 
+    wait_for_the_slurm_look_up(job)
     path, card, pythons = server_path(job)
     assert path == "one-import" and "one-import" in card, card
     assert len(output_lines(job.session, "Starting: the one-import server")) == 1
@@ -127,11 +138,7 @@ def test_four_cores_fork_their_web_workers_after_the_one_import(launch, site_con
                  site_config(major, "export SLURM_CPUS_PER_TASK=4\n", proxy="node"))
     client = SessionClient(job.wait_running(timeout=150))
     client.login()
-    deadline = time.monotonic() + 30
-    while not output_lines(job.session, "Slurm runs: "):  # the look-up's process has done its work and ended
-        assert time.monotonic() < deadline, job.session.output()[-2000:]
-        time.sleep(0.2)
-    time.sleep(0.5)
+    wait_for_the_slurm_look_up(job)
     path, card, pythons = server_path(job)
     assert path == "one-import" and "2 web workers" in card and "forked after the one import" in card, card
     plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
