@@ -1,4 +1,5 @@
-"""Regenerate template/ood_mlflow/read_only_routes.py and read_write_routes.py from the installed MLflows' route tables.
+"""Regenerate template/ood_mlflow/gate/read_only_routes.py and read_write_routes.py from the installed
+MLflows' route tables.
 
     PYTHONPATH=template venv-tests/bin/python -m tests.tools.write_read_only_routes
 
@@ -16,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from devportal.testbed import MLFLOW_VENVS
-from ood_mlflow.routes import refused
+from ood_mlflow.gate.routes import refused
 
 TOP = Path(__file__).resolve().parents[2]
 APIS = ("ajax-api", "api")
@@ -146,7 +147,7 @@ def module_text(name: str, what: str, pairs: list, head: tuple = (), tail: tuple
 if __name__ == "__main__":
     table = route_table("2") | route_table("3")
     assert not unrouted_writes(table), unrouted_writes(table)
-    package = TOP / "template/ood_mlflow"
+    package = TOP / "template/ood_mlflow/gate"
     (package / "read_only_routes.py").write_text(
         module_text("READ_ONLY_ROUTES", "a read-only session may use", read_only_routes(table)))
     (package / "read_write_routes.py").write_text(

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse, urlunpar
 
 from . import request_json
 from .routes import LOGGED_MODEL, MODEL_VERSION, RUN, TRACE
-from .store_uri import DIRECTORY, SQLITE
+from ..store_uri import DIRECTORY, SQLITE
 
 NOT_LOCAL = "not a path on this cluster"
 

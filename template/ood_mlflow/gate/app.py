@@ -25,11 +25,12 @@ import pwd
 import sys
 from urllib.parse import unquote
 
-from . import artifact_rules, auth_stand_in, gate_bodies, ui_view
-from .one_import import adapter_for
-from .gate_policy import MAX_LOGIN_BODY, Decision, GatePolicy, json_error, parse_networks
-from .proc_net import client_uid
-from .session import Plan, read_plan, read_secret
+from .. import auth_stand_in
+from ..one_import import adapter_for
+from ..session import Plan, read_plan, read_secret
+from . import artifacts as artifact_rules, bodies as gate_bodies, ui_view
+from .peers import client_uid
+from .policy import MAX_LOGIN_BODY, Decision, GatePolicy, json_error, parse_networks
 
 
 def policy_for(plan: Plan) -> GatePolicy:

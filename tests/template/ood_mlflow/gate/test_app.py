@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from ood_mlflow.gate_app import AsgiGate, WsgiGate
-from ood_mlflow.gate_policy import COOKIE_NAME, GatePolicy, cookie_token
+from ood_mlflow.gate.app import AsgiGate, WsgiGate
+from ood_mlflow.gate.policy import COOKIE_NAME, GatePolicy, cookie_token
 
 SECRET = "s" * 40
 ENDS = int(time.time()) + 3600
