@@ -185,9 +185,9 @@ class GatePolicy:
     def _route_decision(self, method: str, route: str, query: str, headers: dict) -> Decision:
         local = {"set_request_headers": {"host": f"localhost:{self.port}"}, "drop_request_headers": ("origin",)}
         if routes.DEMO.match(route):
-            return json_error(403, "PERMISSION_DENIED", NO_DEMO)
+            return permission_denied(NO_DEMO)
         if routes.refused(route, method):
-            return json_error(403, "PERMISSION_DENIED", NOT_OFFERED)
+            return permission_denied(NOT_OFFERED)
         if routes.empty_gateway(method, route):
             return Decision("respond", 200, routes.EMPTY_GATEWAY,
                             (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
@@ -196,14 +196,14 @@ class GatePolicy:
             return _not_listed(method, route, self.read_only)
         message = ids.request_refusal(route, variables or {}, query) if self.checks else ""
         if message:
-            return json_error(403, "PERMISSION_DENIED", message)
+            return permission_denied(message)
         artifact, match = routes.artifact_route(method, route)
         if artifact and not self.pdf_previews and _pdf_preview(artifact, query, headers):
-            return json_error(403, "PERMISSION_DENIED", NO_PDF_PREVIEW)
+            return permission_denied(NO_PDF_PREVIEW)
         if artifact:
             return Decision("pass", artifact=artifact, route_id=match.groupdict().get("id") or "", **local)
         if routes.names_artifacts(route):
-            return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
+            return permission_denied(UNKNOWN_ARTIFACT_ROUTE)
         if routes.GRAPHQL.fullmatch(route):
             return Decision("pass", inspect=GRAPHQL, route=route, **local)
         if method not in ("GET", "HEAD") or _sends_body(headers):
@@ -252,9 +252,9 @@ class GatePolicy:
 def _not_listed(method: str, route: str, read_only: bool) -> Decision:
     """The answer to a request that is not on the session's allowlist."""
     if method not in ("GET", "HEAD"):
-        return json_error(403, "PERMISSION_DENIED", READ_ONLY_REFUSAL if read_only else NOT_ON_LIST)
+        return permission_denied(READ_ONLY_REFUSAL if read_only else NOT_ON_LIST)
     if routes.names_artifacts(route):
-        return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
+        return permission_denied(UNKNOWN_ARTIFACT_ROUTE)
     # Both lists hold every GET MLflow 2.22 and 3.17 route but the refused ones: MLflow has no route for this one
     # and would answer 404, which the UI expects for some it asks for (users/current, of MLflow's auth app).
     return json_error(404, "ENDPOINT_NOT_FOUND", NO_SUCH_ROUTE)
@@ -318,6 +318,11 @@ def json_error(status: int, code: str, message: str) -> Decision:
     body = json.dumps({"error_code": code, "message": message})
     return Decision("respond", status, body,
                     (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
+
+
+def permission_denied(message: str) -> Decision:
+    """A refusal the UI shows as it shows MLflow's own (a 403 PERMISSION_DENIED with the message)."""
+    return json_error(403, "PERMISSION_DENIED", message)
 
 
 def _page(status: int, message: str) -> Decision:
