@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from devportal.testbed import MLFLOW_VENVS
-from ood_mlflow.gate.routes import refused
+from ood_mlflow.gate.routes import never_offered
 
 TOP = Path(__file__).resolve().parents[2]
 APIS = ("ajax-api", "api")
@@ -117,12 +117,13 @@ def route_table(major: str) -> set:
 
 
 def read_only_routes(table: set) -> list:
-    return sorted((method, route) for method, route in table if not refused(route, method)
+    return sorted((method, route) for method, route in table if not never_offered(route, method)
                   and (method == "GET" or (method == "POST" and route in READING_POSTS)))
 
 
 def read_write_routes(table: set) -> list:
-    writes = {(method, route) for method, route in table if (method, route) in UI_WRITES and not refused(route, method)}
+    writes = {(method, route) for method, route in table
+              if (method, route) in UI_WRITES and not never_offered(route, method)}
     return sorted(set(read_only_routes(table)) | writes)
 
 

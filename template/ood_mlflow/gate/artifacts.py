@@ -175,9 +175,6 @@ def dig(data, keys):
     return data if isinstance(data, str) else None
 
 
-MAX_INSPECTED_BODY = 1 << 20  # the JSON bodies the UI sends are small
-
-
 class ArtifactRequest:
     """What an artifact request names, read from its query string as MLflow's handlers read it."""
 

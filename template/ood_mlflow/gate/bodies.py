@@ -1,6 +1,6 @@
 """What a request's body may ask for, checked before MLflow reads it (pure).
 
-The gate reads (up to artifacts.MAX_INSPECTED_BODY) the body of every
+The gate reads (up to MAX_INSPECTED_BODY) the body of every
 request it passes that MLflow reads as JSON: every method but GET and HEAD, and
 a GET or HEAD that sends a body, except upload-artifact (the file itself; its
 path is checked from the query) and GraphQL (checked for artifact listing). The
@@ -18,6 +18,8 @@ from __future__ import annotations
 from . import artifacts, ids, request_json
 
 JSON, GRAPHQL = "json", "graphql"  # Decision.inspect
+# Far above any JSON body MLflow's UI sends, and a bound on what a request makes the gate hold in memory.
+MAX_INSPECTED_BODY = 1 << 20
 TOO_LARGE = "This request is too large for the Open OnDemand MLflow session."
 NOT_JSON = ("The Open OnDemand MLflow session could not read this request's body as the JSON object MLflow "
             "expects, so it did not pass it on.")
@@ -30,7 +32,7 @@ def body_refusal(inspect: str, route: str, body: bytes, query: str, roots) -> st
     switch, no checks."""
     if roots is None:
         return ""
-    if len(body) > artifacts.MAX_INSPECTED_BODY:
+    if len(body) > MAX_INSPECTED_BODY:
         return TOO_LARGE
     if inspect == GRAPHQL:
         return GRAPHQL_ARTIFACTS if artifacts.graphql_lists_artifacts(body, query) else ""

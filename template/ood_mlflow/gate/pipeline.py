@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .artifacts import MAX_INSPECTED_BODY, ArtifactRequest
-from .bodies import body_refusal
+from .artifacts import ArtifactRequest
+from .bodies import MAX_INSPECTED_BODY, body_refusal
 from .peers import owner_process
 from .policy import MAX_LOGIN_BODY, Decision, GatePolicy, permission_denied
 from .ui_view import UI_PAGE_POLICY

@@ -186,7 +186,7 @@ class GatePolicy:
         local = {"set_request_headers": {"host": f"localhost:{self.port}"}, "drop_request_headers": ("origin",)}
         if routes.DEMO.match(route):
             return permission_denied(NO_DEMO)
-        if routes.refused(route, method):
+        if routes.never_offered(route, method):
             return permission_denied(NOT_OFFERED)
         if routes.empty_gateway(method, route):
             return Decision("respond", 200, routes.EMPTY_GATEWAY,
@@ -228,7 +228,7 @@ class GatePolicy:
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return _page(403, WRONG_LOGIN)
         secure = "; Secure" if _forwarded_proto(headers) == "https" else ""
-        # The cookie lasts as long as the session's time (never beyond it).
+        # Max-Age: the browser drops the cookie when the session's time is up, so no login outlives its session.
         max_age = f"; Max-Age={max(0, self.ends_at - int(time.time()))}" if self.ends_at else ""
         cookie = (
             f"{COOKIE_NAME}={self.cookie_value}; Path={self.cookie_path(headers)}; "

@@ -89,7 +89,8 @@ def mlflow_route(path: str, prefix: str) -> str:
     return re.sub("/{2,}", "/", path)
 
 
-def refused(route: str, method: str = "GET") -> bool:
+def never_offered(route: str, method: str = "GET") -> bool:
+    """A route of the families in REFUSED, which no session offers; the UI's reads of settings excepted."""
     if method in ("GET", "HEAD") and any(p.fullmatch(route) for p in UI_READS + (GATEWAY_LIST,)):
         return False
     return any(p.match(route) for p in REFUSED)
