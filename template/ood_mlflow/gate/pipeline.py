@@ -81,14 +81,10 @@ class Journey:
 
     def __init__(self, gate: Gate, request: Request):
         self._steps = _journey(gate, request)
-        self._started = False
 
     def step(self, answer=None):
         try:
-            if not self._started:
-                self._started = True
-                return next(self._steps)
-            return self._steps.send(answer)
+            return self._steps.send(answer)  # the first send(None) starts the journey
         except StopIteration as end:
             return end.value
 
@@ -99,7 +95,7 @@ def _journey(gate: Gate, request: Request):
                              owner_process(request.client, policy.port))
     if decision.action == "login":
         decision = policy.login((yield ReadBody(MAX_LOGIN_BODY)), request.headers)
-    body = None
+    body = None  # what the gate has read of the body, if anything: MLflow gets it in the body's place
     if decision.action == "pass" and decision.artifact and gate.roots is not None:
         decision = yield from _confined_artifact(decision, request.query, policy.prefix, gate.roots)
     elif decision.action == "pass" and decision.inspect:
