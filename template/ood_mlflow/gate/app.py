@@ -9,7 +9,9 @@ to be installed into the user's MLflow environment.
 
 MLflow 3.3+ serves through uvicorn (ASGI); 2.x through gunicorn (WSGI). The
 CLI tells its workers which in `_MLFLOW_SGI_NAME`, which MLflow's basic-auth
-plugin reads too; we only read it.
+plugin reads too; we only read it. What the gate does with a request is
+pipeline.py's; AsgiGate and WsgiGate only carry each server's requests to it
+and its answers back.
 
 Keep the imports at the top to the standard library: the CLI imports this
 module once just to see that `create_app` is a factory.
