@@ -15,7 +15,7 @@ import time
 from urllib.parse import urlencode
 
 from .errors import LaunchError, report
-from .proc_net import listener_uids
+from .gate.peers import listener_uids
 from .processes import process_alive
 from .session import COOKIE_NAME, LOG_FILE, LOGIN_FIELD, SESSION_DIR, read_plan, read_secret
 
@@ -116,7 +116,7 @@ def wait_until_ready(host, port, prefix, secret, timeout, server_pid, log_path=N
 def main(server_pid: int) -> int:
     plan = read_plan()
     try:
-        # Over loopback: the gate knows a local connection's owner (proc_net), so this
+        # Over loopback: the gate knows a local connection's owner (gate/peers.py), so this
         # check passes even where only the portal's proxies may reach the UI.
         wait_until_ready("127.0.0.1", plan.port, plan.prefix, read_secret(), plan.start_timeout, server_pid,
                          SESSION_DIR / LOG_FILE)

@@ -17,7 +17,7 @@ import threading
 import uuid
 
 from . import auth_stand_in, prefork
-from .artifact_rules import MAX_INSPECTED_BODY
+from .gate.bodies import MAX_INSPECTED_BODY
 from .one_import import Adapter, ServerFlags
 from .server_command import APP_NAME
 

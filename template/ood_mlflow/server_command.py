@@ -12,7 +12,7 @@ from __future__ import annotations
 from .store_uri import DIRECTORY, directory_url
 
 APP_NAME = "ood-gate"
-GATE_APP = "ood_mlflow.gate_app:create_app"  # what the ood-gate entry point names (ood_mlflow-*.dist-info)
+GATE_APP = "ood_mlflow.gate.app:create_app"  # what the ood-gate entry point names (ood_mlflow-*.dist-info)
 HOST = "0.0.0.0"  # every address of the compute node: the portal's proxy connects from another host
 
 

@@ -5,7 +5,7 @@ helpers (ood_mlflow.__main__ lists them):
 
   preflight  (before.sh)  reads the form and site values (settings.py, from
                           session.json), checks the store and writes the Plan;
-  serve      (script.sh)  starts MLflow, with the login gate (gate_app) in it,
+  serve      (script.sh)  starts MLflow, with the login gate (gate/app.py) in it,
                           as the Plan says;
   ready      (after.sh)   waits until the UI answers through the gate.
 

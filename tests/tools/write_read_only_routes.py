@@ -1,4 +1,5 @@
-"""Regenerate template/ood_mlflow/read_only_routes.py and read_write_routes.py from the installed MLflows' route tables.
+"""Regenerate template/ood_mlflow/gate/read_only_routes.py and read_write_routes.py from the installed
+MLflows' route tables.
 
     PYTHONPATH=template venv-tests/bin/python -m tests.tools.write_read_only_routes
 
@@ -16,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from devportal.testbed import MLFLOW_VENVS
-from ood_mlflow.routes import refused
+from ood_mlflow.gate.routes import never_offered
 
 TOP = Path(__file__).resolve().parents[2]
 APIS = ("ajax-api", "api")
@@ -116,12 +117,13 @@ def route_table(major: str) -> set:
 
 
 def read_only_routes(table: set) -> list:
-    return sorted((method, route) for method, route in table if not refused(route, method)
+    return sorted((method, route) for method, route in table if not never_offered(route, method)
                   and (method == "GET" or (method == "POST" and route in READING_POSTS)))
 
 
 def read_write_routes(table: set) -> list:
-    writes = {(method, route) for method, route in table if (method, route) in UI_WRITES and not refused(route, method)}
+    writes = {(method, route) for method, route in table
+              if (method, route) in UI_WRITES and not never_offered(route, method)}
     return sorted(set(read_only_routes(table)) | writes)
 
 
@@ -146,7 +148,7 @@ def module_text(name: str, what: str, pairs: list, head: tuple = (), tail: tuple
 if __name__ == "__main__":
     table = route_table("2") | route_table("3")
     assert not unrouted_writes(table), unrouted_writes(table)
-    package = TOP / "template/ood_mlflow"
+    package = TOP / "template/ood_mlflow/gate"
     (package / "read_only_routes.py").write_text(
         module_text("READ_ONLY_ROUTES", "a read-only session may use", read_only_routes(table)))
     (package / "read_write_routes.py").write_text(

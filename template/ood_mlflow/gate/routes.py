@@ -11,11 +11,11 @@ walk both tables and check every route against them
   the assistant (it runs programs on the node), the AI gateway, webhooks, jobs
   and LLM invocations (they make the node call out with the owner's keys).
 - artifact routes: served only after the gate has confined the path they
-  reach (artifact_rules); any other route that names artifacts is refused.
+  reach (artifacts.py); any other route that names artifacts is refused.
 - allowlists: a read-only session passes only the (method, route) pairs in
   read_only_routes, a read-write session only those in read_write_routes (the
   read-only ones and the writes MLflow's UI sends); `allowed` also names the
-  route's variables (`<model_id>`...), whose values gate_ids checks.
+  route's variables (`<model_id>`...), whose values ids.py checks.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def mlflow_route(path: str, prefix: str) -> str:
     return re.sub("/{2,}", "/", path)
 
 
-def refused(route: str, method: str = "GET") -> bool:
+def never_offered(route: str, method: str = "GET") -> bool:
+    """A route of the families in REFUSED, which no session offers; the UI's reads of settings excepted."""
     if method in ("GET", "HEAD") and any(p.fullmatch(route) for p in UI_READS + (GATEWAY_LIST,)):
         return False
     return any(p.match(route) for p in REFUSED)

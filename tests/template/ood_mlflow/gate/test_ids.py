@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ood_mlflow import gate_bodies, gate_ids, request_json
+from ood_mlflow.gate import bodies, ids, request_json
 
 HEX = "0123456789abcdef" * 2
 RUN, TRACE, MODEL = HEX, "tr-" + HEX, "m-" + HEX
@@ -13,7 +13,7 @@ DELETE_TRACES = "/ajax-api/2.0/mlflow/traces/delete-traces"
 
 def refusal(body, route=DELETE_TRACES, roots=("/store",)):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return gate_bodies.body_refusal(gate_bodies.JSON, route, raw, "", roots)
+    return bodies.body_refusal(bodies.JSON, route, raw, "", roots)
 
 
 @pytest.mark.parametrize("body", [
@@ -61,18 +61,18 @@ def test_bodies_are_parsed_as_mlflow_parses_them():
     assert request_json.parse(b"") == {} and request_json.parse(b"null") == {} and request_json.parse(b" ") == {}
     # MLflow takes a body it cannot parse for an empty request; the gate does not pass it on.
     for broken in (b"{", b"[1]", b'"not json"', b"\xff\xfe\x00", b"a=b"):
-        assert refusal(broken) == gate_bodies.NOT_JSON, broken
-    assert refusal(b"{}" + b" " * (1 << 20)) == gate_bodies.TOO_LARGE
+        assert refusal(broken) == bodies.NOT_JSON, broken
+    assert refusal(b"{}" + b" " * (1 << 20)) == bodies.TOO_LARGE
 
 
 def test_graphql_bodies_keep_their_own_check():
     body = b'{"query": "{ mlflowListArtifacts(input: {runId: \\"x\\"}) { root } }"}'
-    assert gate_bodies.body_refusal(gate_bodies.GRAPHQL, "/graphql", body, "", ("/s",)) == gate_bodies.GRAPHQL_ARTIFACTS
-    assert gate_bodies.body_refusal(gate_bodies.GRAPHQL, "/graphql", b"not json", "", ("/s",)) == ""
+    assert bodies.body_refusal(bodies.GRAPHQL, "/graphql", body, "", ("/s",)) == bodies.GRAPHQL_ARTIFACTS
+    assert bodies.body_refusal(bodies.GRAPHQL, "/graphql", b"not json", "", ("/s",)) == ""
 
 
 def test_the_test_only_switch_checks_nothing():
-    assert gate_bodies.body_refusal(gate_bodies.JSON, DELETE_TRACES, b'{"request_ids": ["/home"]}', "", None) == ""
+    assert bodies.body_refusal(bodies.JSON, DELETE_TRACES, b'{"request_ids": ["/home"]}', "", None) == ""
 
 
 @pytest.mark.parametrize("query,bad", [
@@ -83,7 +83,7 @@ def test_the_test_only_switch_checks_nothing():
     ("run_id=" + RUN.upper(), True),
 ])
 def test_query_ids(query, bad):
-    assert bool(gate_ids.request_refusal("/get-artifact", {}, query)) is bad
+    assert bool(ids.request_refusal("/get-artifact", {}, query)) is bad
 
 
 @pytest.mark.parametrize("variables,bad", [
@@ -93,7 +93,7 @@ def test_query_ids(query, bad):
     ({"dataset_id": "anything"}, False), ({"tag_key": ".."}, False),  # not IDs that reach files
 ])
 def test_route_variables(variables, bad):
-    assert bool(gate_ids.request_refusal("/ajax-api/3.0/mlflow/traces/x", variables, "")) is bad
+    assert bool(ids.request_refusal("/ajax-api/3.0/mlflow/traces/x", variables, "")) is bad
 
 
 def test_registered_models_named_like_folders_are_refused():
@@ -104,5 +104,5 @@ def test_registered_models_named_like_folders_are_refused():
     assert "model version" in refusal({"name": "m", "version": "1/../.."}, "/ajax-api/2.0/mlflow/model-versions/delete")
     assert refusal({"name": "m", "version": "3"}, "/ajax-api/2.0/mlflow/model-versions/delete") == ""
     assert refusal({"name": ".."}, "/ajax-api/2.0/mlflow/experiments/create") == ""  # experiment names are not paths
-    assert gate_ids.request_refusal("/model-versions/get-artifact", {}, "name=..&version=1&path=x")
-    assert gate_ids.request_refusal("/model-versions/get-artifact", {}, "name=m&version=1&name=..")
+    assert ids.request_refusal("/model-versions/get-artifact", {}, "name=..&version=1&path=x")
+    assert ids.request_refusal("/model-versions/get-artifact", {}, "name=m&version=1&name=..")

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse, urlunpar
 
 from . import request_json
 from .routes import LOGGED_MODEL, MODEL_VERSION, RUN, TRACE
-from .store_uri import DIRECTORY, SQLITE
+from ..store_uri import DIRECTORY, SQLITE
 
 NOT_LOCAL = "not a path on this cluster"
 
@@ -173,9 +173,6 @@ def dig(data, keys):
             return None
         data = data[key]
     return data if isinstance(data, str) else None
-
-
-MAX_INSPECTED_BODY = 1 << 20  # the JSON bodies the UI sends are small
 
 
 class ArtifactRequest:

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from ood_mlflow.proc_net import client_uid, listener_uids, parse_table
+from ood_mlflow.gate.peers import client_uid, listener_uids, parse_table
 
 # As the kernel prints them: each 32-bit word of an address in host (little-endian)
 # order, ports in hex; 0A = LISTEN, 01 = ESTABLISHED. 1F90 = 8080, C350 = 50000.

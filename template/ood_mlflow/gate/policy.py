@@ -1,6 +1,6 @@
 """The login gate's decisions, apart from any web server.
 
-The gate sits in front of MLflow inside the same process (see gate_app). For
+The gate sits in front of MLflow inside the same process (see app.py, pipeline.py). For
 every request it answers one question: serve it, log the user in, answer the
 health check, or refuse. Everything here is a pure function of the request's
 method, path and headers, so it is tested without a server.
@@ -27,8 +27,8 @@ Rules, in the order they apply:
 - Routes a session never offers (routes.REFUSED) are refused; only the routes
   on the session's allowlist pass (read-only or read-write, routes.allowed);
   IDs in the route, the query and the JSON body must have MLflow's shape
-  (gate_ids; the body is checked by the adapter, gate_bodies); artifact routes
-  pass only to the files the gate has confined them to (artifact_rules).
+  (ids.py; the body is checked in the pipeline, bodies.py); artifact routes
+  pass only to the files the gate has confined them to (artifacts.py).
 - What passes reaches MLflow as a local request: Host is `localhost:<port>`
   and Origin is dropped, because the gate has already made the checks that
   MLflow's own Host/Origin middleware (3.5+) would make with the wrong names.
@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from . import gate_ids, routes
-from .gate_bodies import GRAPHQL, JSON
-from .session import COOKIE_NAME, LOGIN_FIELD
+from ..session import COOKIE_NAME, LOGIN_FIELD
+from . import ids, routes
+from .bodies import GRAPHQL, JSON
 
 MAX_LOGIN_BODY = 4096
 
@@ -104,7 +104,7 @@ class Decision:
     drop_request_headers: tuple = ()  # for "pass"
     artifact: Optional[routes.ArtifactRoute] = None  # "pass" once the artifact path is confined
     route_id: str = ""  # the id in an artifact route's path (logged models)
-    inspect: str = ""  # "pass" once the body is checked (gate_bodies): JSON or GRAPHQL
+    inspect: str = ""  # "pass" once the body is checked (bodies.py): JSON or GRAPHQL
     route: str = ""  # the MLflow route of a request whose body is checked
     ui_view: str = ""  # "pass", then add ui_view.snippet(ui_view) to the UI's index page
 
@@ -132,7 +132,7 @@ class GatePolicy:
     ends_at: int = 0  # epoch seconds when the session's time runs out; 0: no Max-Age
     ui_view: str = ""  # what MLflow 3.x's UI shows first in a new tab; "": leave the UI alone
     proxy_path: str = ""  # the session's path on the portal, /rnode/<host>/<port> (the cookie's Path there)
-    checks: bool = True  # False only by gate_app's test-only switch: no read-write allowlist, no ID checks
+    checks: bool = True  # False only by app.py's test-only switch: no read-write allowlist, no ID checks
     pdf_previews: bool = True  # False for MLflow 2.x, whose UI's pdf.js 2.1 runs code from a PDF (CVE-2024-4367)
 
     def __post_init__(self):
@@ -185,25 +185,25 @@ class GatePolicy:
     def _route_decision(self, method: str, route: str, query: str, headers: dict) -> Decision:
         local = {"set_request_headers": {"host": f"localhost:{self.port}"}, "drop_request_headers": ("origin",)}
         if routes.DEMO.match(route):
-            return json_error(403, "PERMISSION_DENIED", NO_DEMO)
-        if routes.refused(route, method):
-            return json_error(403, "PERMISSION_DENIED", NOT_OFFERED)
+            return permission_denied(NO_DEMO)
+        if routes.never_offered(route, method):
+            return permission_denied(NOT_OFFERED)
         if routes.empty_gateway(method, route):
             return Decision("respond", 200, routes.EMPTY_GATEWAY,
                             (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
         variables = routes.allowed(method, route, self.read_only)
         if variables is None and (self.read_only or self.checks):
             return _not_listed(method, route, self.read_only)
-        message = gate_ids.request_refusal(route, variables or {}, query) if self.checks else ""
+        message = ids.request_refusal(route, variables or {}, query) if self.checks else ""
         if message:
-            return json_error(403, "PERMISSION_DENIED", message)
+            return permission_denied(message)
         artifact, match = routes.artifact_route(method, route)
         if artifact and not self.pdf_previews and _pdf_preview(artifact, query, headers):
-            return json_error(403, "PERMISSION_DENIED", NO_PDF_PREVIEW)
+            return permission_denied(NO_PDF_PREVIEW)
         if artifact:
             return Decision("pass", artifact=artifact, route_id=match.groupdict().get("id") or "", **local)
         if routes.names_artifacts(route):
-            return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
+            return permission_denied(UNKNOWN_ARTIFACT_ROUTE)
         if routes.GRAPHQL.fullmatch(route):
             return Decision("pass", inspect=GRAPHQL, route=route, **local)
         if method not in ("GET", "HEAD") or _sends_body(headers):
@@ -228,7 +228,7 @@ class GatePolicy:
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return _page(403, WRONG_LOGIN)
         secure = "; Secure" if _forwarded_proto(headers) == "https" else ""
-        # The cookie lasts as long as the session's time (never beyond it).
+        # Max-Age: the browser drops the cookie when the session's time is up, so no login outlives its session.
         max_age = f"; Max-Age={max(0, self.ends_at - int(time.time()))}" if self.ends_at else ""
         cookie = (
             f"{COOKIE_NAME}={self.cookie_value}; Path={self.cookie_path(headers)}; "
@@ -252,9 +252,9 @@ class GatePolicy:
 def _not_listed(method: str, route: str, read_only: bool) -> Decision:
     """The answer to a request that is not on the session's allowlist."""
     if method not in ("GET", "HEAD"):
-        return json_error(403, "PERMISSION_DENIED", READ_ONLY_REFUSAL if read_only else NOT_ON_LIST)
+        return permission_denied(READ_ONLY_REFUSAL if read_only else NOT_ON_LIST)
     if routes.names_artifacts(route):
-        return json_error(403, "PERMISSION_DENIED", UNKNOWN_ARTIFACT_ROUTE)
+        return permission_denied(UNKNOWN_ARTIFACT_ROUTE)
     # Both lists hold every GET MLflow 2.22 and 3.17 route but the refused ones: MLflow has no route for this one
     # and would answer 404, which the UI expects for some it asks for (users/current, of MLflow's auth app).
     return json_error(404, "ENDPOINT_NOT_FOUND", NO_SUCH_ROUTE)
@@ -318,6 +318,11 @@ def json_error(status: int, code: str, message: str) -> Decision:
     body = json.dumps({"error_code": code, "message": message})
     return Decision("respond", status, body,
                     (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
+
+
+def permission_denied(message: str) -> Decision:
+    """A refusal the UI shows as it shows MLflow's own (a 403 PERMISSION_DENIED with the message)."""
+    return json_error(403, "PERMISSION_DENIED", message)
 
 
 def _page(status: int, message: str) -> Decision:

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from ood_mlflow.gate_policy import COOKIE_NAME, GatePolicy, cookie_token
-from ood_mlflow.read_only_routes import READ_ONLY_ROUTES
-from ood_mlflow.read_write_routes import READ_WRITE_ROUTES
+from ood_mlflow.gate.policy import COOKIE_NAME, GatePolicy, cookie_token
+from ood_mlflow.gate.read_only_routes import READ_ONLY_ROUTES
+from ood_mlflow.gate.read_write_routes import READ_WRITE_ROUTES
 from tests.tools.write_read_only_routes import read_only_routes, read_write_routes, route_table, unrouted_writes
 
 pytestmark = pytest.mark.launch  # needs the MLflow venvs

@@ -10,6 +10,7 @@ socket there with its owner's uid, readable by any user.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
 TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
@@ -80,3 +81,9 @@ def client_uid(client_ip: str, client_port: int, server_port: int, found=None):
         if s.local == (ip, client_port) and s.remote[1] == server_port and s.state == ESTABLISHED:
             return s.uid
     return None
+
+
+def owner_process(client, server_port: int):
+    """A callable: is the peer a local process of this session's user? Asked only when the policy needs to know
+    (trusted_proxies is set), as it reads the socket tables."""
+    return lambda: bool(client) and client_uid(client[0], int(client[1]), server_port) == os.getuid()

@@ -3,8 +3,8 @@
 import json
 import os
 
-from ood_mlflow import artifact_rules as rules
-from ood_mlflow.routes import ARTIFACT_ROUTES
+from ood_mlflow.gate import artifacts as rules
+from ood_mlflow.gate.routes import ARTIFACT_ROUTES
 
 
 def make_roots(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import ipaddress
 import time
 
-from ood_mlflow.gate_policy import (COOKIE_NAME, GatePolicy, cookie_token, origin_allowed, parse_networks,
+from ood_mlflow.gate.policy import (COOKIE_NAME, GatePolicy, cookie_token, origin_allowed, parse_networks,
                                     request_cookies)
 
 SECRET = "s" * 20 + "E" * 20

@@ -3,7 +3,7 @@
 import json
 import re
 
-from ood_mlflow.ui_view import STORAGE_KEY, with_view
+from ood_mlflow.gate.ui_view import STORAGE_KEY, with_view
 
 PAGE = b'<!doctype html><html lang="en"><head><meta charset="utf-8"><script src="static-files/main.js"></script></head>'
 
