@@ -49,7 +49,7 @@ class ServerFlags:
     host: str
     port: int
     prefix: str  # "" or the --static-prefix
-    app: str  # the `mlflow.app` entry point's value, e.g. "ood_mlflow.gate_app:create_app"
+    app: str  # the `mlflow.app` entry point's value, e.g. "ood_mlflow.gate.app:create_app"
 
 
 @dataclass(frozen=True)
