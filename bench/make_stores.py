@@ -11,8 +11,8 @@ import argparse
 import subprocess
 from pathlib import Path
 
-from devportal.testbed import OWNER, mlflow_python, own_tree
 from devportal.ood import APP_ROOT
+from devportal.testbed import OWNER, mlflow_python, own_tree
 
 ROOT = Path("/srv/ood-mlflow-bench")
 SHAPE = ["--params", "10", "--metrics", "10", "--steps", "50"]

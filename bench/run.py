@@ -39,8 +39,8 @@ from pathlib import Path
 
 from bench.make_stores import make
 from devportal.apache import OodApache
-from devportal.ports import free_port
 from devportal.ood import APP_ROOT
+from devportal.ports import free_port
 from devportal.testbed import FORCE_CLI_SETUP, OWNER, mlflow_python, write_site_config
 
 NAIVE_TEMPLATE = Path(__file__).resolve().parent / "naive_app" / "template"

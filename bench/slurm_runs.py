@@ -6,7 +6,7 @@ who owns the store:
     PYTHONPATH=template /opt/ood-mlflow/venv-mlflow3/bin/python bench/slurm_runs.py \\
         sqlite:////srv/ood-mlflow-bench/mlflow3-sqlite-10000/mlruns.db [--linked 100]
 
-It prints the time of each step the server's look-up thread takes (slurm_sweep.py): the search
+It prints the time of each step the server's look-up thread takes (ood_mlflow/slurm/sweep.py): the search
 for RUNNING runs linked to jobs, and, only when some are, the one squeue (and sacct) call.
 `--linked N` first copies the store (the original is not changed) and marks N of its runs
 RUNNING with a `slurm.job_id` of jobs Slurm no longer knows, to time the Slurm call too.
@@ -30,7 +30,7 @@ def main() -> int:
     began = time.monotonic()
     from mlflow.tracking import MlflowClient
 
-    from ood_mlflow import slurm_lookup, slurm_runs, slurm_sweep
+    from ood_mlflow.slurm import lookup, runs, sweep
 
     imported = time.monotonic() - began
     uri = args.uri
@@ -43,12 +43,12 @@ def main() -> int:
         client = MlflowClient(tracking_uri=uri)
         runs = client.search_runs(["0", "1"], max_results=args.linked)
         for number, run in enumerate(runs):
-            client.set_tag(run.info.run_id, slurm_runs.JOB_TAG, str(900000 + number))
+            client.set_tag(run.info.run_id, runs.JOB_TAG, str(900000 + number))
             client.update_run(run.info.run_id, "RUNNING")
     client = MlflowClient(tracking_uri=uri)
     total = sum(1 for _ in _all_runs(client))
     started = time.monotonic()
-    linked, running = slurm_sweep.running_linked_runs(client)
+    linked, running = sweep.running_linked_runs(client)
     searched = time.monotonic() - started
     print(f"store: {uri} ({total} runs, {running} RUNNING, {len(linked)} linked to Slurm jobs)")
     print(f"MLflow import (the server has it already): {imported:.2f} s")
@@ -56,10 +56,10 @@ def main() -> int:
     if linked:
         started = time.monotonic()
         try:
-            squeue, sacct = slurm_lookup.look_up(sorted({run.job_id for run in linked}))
-            ended = slurm_runs.ended_runs(linked, squeue, sacct)
+            squeue, sacct = lookup.look_up(sorted({run.job_id for run in linked}))
+            ended = runs.ended_runs(linked, squeue, sacct)
             print(f"squeue/sacct for {len(linked)} jobs: {time.monotonic() - started:.3f} s, {len(ended)} ended")
-        except slurm_lookup.SlurmUnreachable as error:
+        except lookup.SlurmUnreachable as error:
             print(f"Slurm unreachable: {error}")
     else:
         print("no Slurm call (nothing linked)")

@@ -120,7 +120,7 @@ class OodApache:
             r'  Header edit* Set-Cookie ";\s*(?i)Path[^;]*" ""',
             f'  Header edit  Set-Cookie "^([^;]+)" "$1; Path={prefix}/%{{MATCH_HOST}}e/%{{MATCH_PORT}}e"',
             # node_proxy.lua: r:custom_response(503, "Failed to connect to H:P")
-            f'  ErrorDocument 503 "Failed to connect to %{{reqenv:MATCH_HOST}}:%{{reqenv:MATCH_PORT}}"',
+            '  ErrorDocument 503 "Failed to connect to %{reqenv:MATCH_HOST}:%{reqenv:MATCH_PORT}"',
             "</LocationMatch>",
         ]
         return "\n".join(lines)

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from devportal.testbed import OWNER, make_store, write_site_config
 from devportal.apache import OodApache
 from devportal.dashboard import make_docroot, publish_card
 from devportal.jobs import JobFailed, LocalJob, SlurmJob
 from devportal.ood import APP_ROOT, stage
+from devportal.testbed import OWNER, make_store, write_site_config
 
 
 def slurm_available() -> bool:

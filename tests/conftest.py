@@ -11,7 +11,6 @@ from devportal.jobs import LocalJob, SlurmJob
 from devportal.ood import APP_ROOT, stage
 from devportal.testbed import OWNER, make_store, write_site_config
 
-
 # Tests that use these fixtures launch sessions as the test users: they need the whole test bed.
 NEEDS_THE_TEST_BED = {"launch", "users", "stores", "postgres"}
 

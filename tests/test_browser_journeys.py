@@ -24,10 +24,10 @@ from selenium.webdriver.common.by import By
 
 from devportal import container_env
 from devportal.apache import OodApache
-from devportal.ports import free_port
 from devportal.browser import Browser
 from devportal.dashboard import make_docroot, publish_card, publish_form
 from devportal.ood import render_form
+from devportal.ports import free_port
 from devportal.testbed import OWNER, make_store
 
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "journeys"

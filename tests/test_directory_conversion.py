@@ -23,12 +23,21 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ood_mlflow.filestore_conversion import APPLICATION_ID
-from ood_mlflow.store_census import directory_census, sqlite_census
 from devportal.client import SessionClient
 from devportal.jobs import output_lines
-from devportal.testbed import (OTHER, OWNER, add_registry_and_deletions, as_user, make_store, mlflow_python, own_tree,
-                               share_with, tree_digest)
+from devportal.testbed import (
+    OTHER,
+    OWNER,
+    add_registry_and_deletions,
+    as_user,
+    make_store,
+    mlflow_python,
+    own_tree,
+    share_with,
+    tree_digest,
+)
+from ood_mlflow.stores.census import directory_census, sqlite_census
+from ood_mlflow.stores.conversion import APPLICATION_ID
 
 SECRET_TEXT = "the owner's private key, never to leave the home"
 

@@ -22,7 +22,7 @@ from devportal.testbed import FORCE_CLI_SETUP
 
 
 def wait_for_the_slurm_look_up(job, timeout: float = 60) -> None:
-    """The look-up of RUNNING runs (slurm_sweep) runs beside the server with a helper process; once it has said
+    """The look-up of RUNNING runs (slurm/sweep.py) runs beside the server with a helper process; once it has said
     what it found, the helper has ended and only the server's processes remain."""
     deadline = time.monotonic() + timeout
     while not output_lines(job.session, "Slurm runs: "):

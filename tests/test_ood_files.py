@@ -10,10 +10,10 @@ import stat
 import subprocess
 from html.parser import HTMLParser
 
-import ood_mlflow
 import pytest
 import yaml
 
+import ood_mlflow
 from devportal.ood import APP_ROOT, RenderError, render_form, render_submit, stage
 
 

@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from devportal.testbed import OTHER
 from devportal.apache import OodApache
-from devportal.ports import free_port
 from devportal.dashboard import make_docroot
+from devportal.ports import free_port
+from devportal.testbed import OTHER
 
 
 @pytest.fixture(scope="module")

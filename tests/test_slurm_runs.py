@@ -9,7 +9,7 @@ the three dead runs; a read-only session writes nothing; a Read and write
 session with the form's option leaves them KILLED with the job's end time and
 Slurm's state as a tag, and the live runs untouched. The test bed has no Slurm
 accounting: the sacct path is tested on its output in
-tests/template/ood_mlflow/test_slurm_runs.py.
+tests/template/ood_mlflow/slurm/test_runs.py.
 """
 
 from __future__ import annotations

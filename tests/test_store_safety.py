@@ -12,8 +12,8 @@ import html
 import json
 import os
 import pwd
-import sqlite3
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading

@@ -12,7 +12,7 @@ def main(argv) -> int:
         from .serve import main as run
         return run()
     if command == "slurm-lookup":
-        from .slurm_lookup import main as run
+        from .slurm.lookup import main as run
         return run()
     if command == "clean":
         from .clean import main as run

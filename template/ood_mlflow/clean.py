@@ -27,7 +27,7 @@ import signal
 import subprocess
 import time
 
-from .processes import descendants, process_alive
+from .server.processes import descendants, process_alive
 from .session import CONNECTION_FILE, EXIT_REASON_FILE, SECRET_FILE, SESSION_DIR, read_plan
 
 GRACE_SECONDS = 5

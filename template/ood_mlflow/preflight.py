@@ -16,17 +16,29 @@ import sys
 import tempfile
 import time
 
-from . import confined_tool, filestore_conversion, node_local, postgres_store, settings
-from .session import PROGRESS_FILE, SESSION_DIR, Plan, portal_path, public_prefix, write_plan
+from . import settings
+from .confinement import confined_tool
 from .errors import LaunchError, report, warn
-from .installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
-from .schema import compare, mlflow_migrations
-from .sqlite_store import copy_database, is_wal, schema_revisions
-from .store_checks import check_store
-from .store_links import link_owner, refuse_outward_links
-from .store_plan import (BACKUP_UPGRADE, CONVERT, COPY, COPY_UPGRADE, READ_ONLY, SERVE_READ_ONLY, WRITE,
-                         postgres_action, sqlite_action)
-from .store_uri import DIRECTORY, POSTGRESQL, SQLITE, Store, parse_store, sqlite_url
+from .server import node_local
+from .server.installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
+from .session import PROGRESS_FILE, SESSION_DIR, Plan, portal_path, public_prefix, write_plan
+from .stores import conversion, postgres
+from .stores.access import (
+    BACKUP_UPGRADE,
+    CONVERT,
+    COPY,
+    COPY_UPGRADE,
+    READ_ONLY,
+    SERVE_READ_ONLY,
+    WRITE,
+    postgres_action,
+    sqlite_action,
+)
+from .stores.checks import check_store
+from .stores.links import link_owner, refuse_outward_links
+from .stores.schema import compare, mlflow_migrations
+from .stores.sqlite import copy_database, is_wal, schema_revisions
+from .stores.uri import DIRECTORY, POSTGRESQL, SQLITE, Store, parse_store, sqlite_url
 
 # MLflow 3.13+ refuses directory stores unless MLFLOW_ALLOW_FILE_STORE=true is set.
 FILE_STORE_OPT_IN_FROM = (3, 13)
@@ -81,8 +93,8 @@ def _postgres_plan(conf: settings.Settings, store: Store, host: str, port: int) 
                           f"administrators (postgresql: allowed in the app's site.yml)")
     version = mlflow_version(conf.environment)
     database = store.database
-    driver = postgres_store.pick_driver(database.driver, conf.environment)
-    contents = postgres_store.inspect(database, driver)
+    driver = postgres.pick_driver(database.driver, conf.environment)
+    contents = postgres.inspect(database, driver)
     migrations = mlflow_migrations()
     action = postgres_action(conf.access, bool(contents.tables), compare(contents.revisions, migrations),
                              store.path, contents.revisions, version, migrations.heads)
@@ -120,8 +132,8 @@ def _converted(store: Store, version: str) -> tuple:
         raise LaunchError(f"MLflow {version} cannot convert directory stores: it has no `mlflow migrate-filestore`",
                           "Choose an MLflow 3.x version that has it (MLflow 3.17 does) on the form")
     refuse_outward_links(store.path)  # before anything reads through them
-    run_ids, size = filestore_conversion.directory_runs(store.path)
-    target, reuse = filestore_conversion.choose_target(store.path, run_ids)
+    run_ids, size = conversion.directory_runs(store.path)
+    target, reuse = conversion.choose_target(store.path, run_ids)
     keep = f"Artifacts stay in {store.path}: keep that directory."
     if reuse:
         print(f"Serving {target}, converted earlier from the directory store {store.path}.", flush=True)
@@ -129,7 +141,7 @@ def _converted(store: Store, version: str) -> tuple:
                                          f"logged to the directory since then do not show. {keep}")
     progress_file = SESSION_DIR / PROGRESS_FILE
     print(f"Converting the directory store {store.path} into {target} with MLflow's migrate-filestore.", flush=True)
-    census = filestore_conversion.convert(store.path, target, lambda *state: filestore_conversion.write_progress(
+    census = conversion.convert(store.path, target, lambda *state: conversion.write_progress(
         progress_file, *state), size)
     print(f"Converted {census['runs']} runs of {census['experiments']} experiments into {target}; every count "
           f"matches the directory.", flush=True)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from .errors import LaunchError, report
 from .gate.peers import listener_uids
-from .processes import process_alive
+from .server.processes import process_alive
 from .session import COOKIE_NAME, LOG_FILE, LOGIN_FIELD, SESSION_DIR, read_plan, read_secret
 
 

@@ -1,12 +1,12 @@
 """Start MLflow's web server, gate included, as the Plan says (runs in the forked script.sh).
 
-On an MLflow version one_import.py has a proven adapter for, this process
-imports MLflow's server once and serves it (serve_in_process.py); otherwise it
-becomes `mlflow server` (server_command.py), which imports MLflow twice. The
+On an MLflow version server/adapters.py has a proven adapter for, this process
+imports MLflow's server once and serves it (server/in_process.py); otherwise it
+becomes `mlflow server` (server/cli.py), which imports MLflow twice. The
 path taken is printed in output.log and recorded in the Plan for the card.
 
 Either way, this process first confines itself, and so everything it becomes
-or starts, with the kernel's Landlock where the node has it (confinement.py):
+or starts, with the kernel's Landlock where the node has it (confinement/rules.py):
 the server can then touch no file outside the store, its artifact roots and
 the session's own folders, whatever a request makes MLflow do.
 """
@@ -22,14 +22,14 @@ import tempfile
 from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
-from . import landlock, node_local
-from .confinement import REQUIRED, Environment, for_server, status_line, store_tree
+from .confinement import landlock
+from .confinement.rules import REQUIRED, Environment, for_server, status_line, store_tree
 from .errors import LaunchError, report
-from .one_import import CLI, Choice, ServerFlags, choose
-from .server_command import GATE_APP, HOST, server_argv, server_environment, workers_for
+from .server import node_local
+from .server.adapters import CLI, Choice, ServerFlags, choose
+from .server.cli import GATE_APP, HOST, server_argv, server_environment, workers_for
 from .session import SERVER_DIR, SESSION_DIR, Plan, read_plan, write_plan
-from .store_uri import POSTGRESQL, directory_url
-
+from .stores.uri import POSTGRESQL, directory_url
 
 PR_SET_PDEATHSIG = 1
 
@@ -143,13 +143,13 @@ def main() -> int:
         os.execve(sys.executable, [sys.executable, "-m", "mlflow"] + argv, dict(os.environ, **env))
         return 1  # not reached
     os.environ.update(env)
-    from .serve_in_process import serve
+    from .server.in_process import serve
 
     return serve(choice.adapter, server_flags(plan), choice.workers, plan, helper)
 
 
 def slurm_helper(plan: Plan, choice: Choice):
-    """The process that will ask Slurm about the jobs of RUNNING runs (slurm_lookup.py), started before this one
+    """The process that will ask Slurm about the jobs of RUNNING runs (slurm/lookup.py), started before this one
     confines itself; None where the look-up is off or cannot run in this process (the CLI path)."""
     if plan.slurm_runs == "off":
         return None

@@ -32,7 +32,7 @@ SERVER_DIR = "server"  # the server's working directory, the one folder of the s
 # The job's own ERROR and WARNING lines, for the card: output.log also holds whatever MLflow logs, and a planted
 # meta.yaml can make MLflow log text that starts with "WARNING:" or "ERROR:".
 MESSAGES_FILE = "job_messages"
-# What the server found of RUNNING runs whose Slurm job has ended (slurm_sweep.py), in SERVER_DIR: for the card.
+# What the server found of RUNNING runs whose Slurm job has ended (slurm/sweep.py), in SERVER_DIR: for the card.
 SLURM_RUNS_FILE = "slurm_runs.json"
 EXIT_REASON_FILE = "job_exit_reason"  # why the job ended, one line: what OOD 4.x dashboards (CSC's) show
 
@@ -56,7 +56,7 @@ class Plan:
     """What preflight decided, for serve, the gate, ready and the session card."""
 
     mlflow_version: str
-    store_kind: str  # store_uri.DIRECTORY or SQLITE
+    store_kind: str  # stores.uri.DIRECTORY, SQLITE or POSTGRESQL
     store_path: str  # the user's store (after a conversion: the SQLite file)
     tracking_uri: str  # for the user's training code
     backend_uri: str  # what mlflow server opens (the store, read-only, or a copy)
@@ -79,7 +79,7 @@ class Plan:
     # Folders the session made outside its own (a read-only copy, a temporary registry): writable by the server.
     scratch: tuple = field(default=())
     confinement: str = "auto"  # site: confinement.AUTO or REQUIRED
-    # RUNNING runs whose Slurm job has ended (slurm_sweep): "off" (site), "report" them, or "close" them (the
+    # RUNNING runs whose Slurm job has ended (slurm/sweep.py): "off" (site), "report" them, or "close" them (the
     # form's option, in a Read and write session).
     slurm_runs: str = "report"
     # How serve started MLflow (written by serve, for the card): one_import.ONE_IMPORT or CLI, and why;

@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .confinement import AUTO, MODES
+from .confinement.rules import AUTO, MODES
 from .errors import LaunchError
 from .session import SESSION_DIR, SETTINGS_FILE
-from .store_plan import ACCESS_CHOICES, WRITE
-from .store_uri import EXAMPLE_STORE
+from .stores.access import ACCESS_CHOICES, WRITE
+from .stores.uri import EXAMPLE_STORE
 
 PROXIES = ("rnode", "node")
 # site key default_view -> the value MLflow 3.x's UI keeps in localStorage (mlflow.workflowType_v1)
@@ -30,7 +30,7 @@ class Settings:
     environment: str = ""
     proxy: str = "rnode"  # which OOD reverse-proxy prefix the view uses
     start_timeout: int = 300
-    access: str = WRITE  # one of store_plan.ACCESS_CHOICES
+    access: str = WRITE  # one of stores.access.ACCESS_CHOICES
     hours: int = 0  # the session's time limit (bc_num_hours); 0 if unknown
     trusted_proxies: tuple = ()  # site: addresses/CIDRs of the portal's web nodes
     artifact_roots: tuple = ()  # site: more folders whose artifacts a session may serve

@@ -19,8 +19,8 @@ import mlflow.server  # noqa: E402
 from mlflow.protos.service_pb2 import SearchRuns  # noqa: E402
 from mlflow.server import handlers  # noqa: E402
 
-from ood_mlflow import auth_stand_in  # noqa: E402
-from ood_mlflow.one_import import MLFLOW_3  # noqa: E402
+from ood_mlflow.server import auth_stand_in  # noqa: E402
+from ood_mlflow.server.adapters import MLFLOW_3  # noqa: E402
 
 if mode == "stand-in":
     auth_stand_in.install(MLFLOW_3.auth_names)

@@ -2,7 +2,7 @@
 
 Run with an MLflow environment's python. Walks the Flask url_map (2.x and 3.x)
 and, where MLflow serves through FastAPI (3.3+), the FastAPI routes too.
-Used by the read-only route walk (tests/template/ood_mlflow/test_routes.py) and
+Used by the read-only route walk (tests/template/ood_mlflow/gate/test_routes.py) and
 to regenerate template/ood_mlflow/gate/read_only_routes.py.
 """
 

@@ -5,7 +5,7 @@
 FLAGS_JSON: {"backend_uri", "registry_uri", "artifact_root", "store_kind", "port", "prefix", "cpus"}.
 
 cli: runs MLflow's own click command `server` in this process with the flags
-server_command.server_argv gives and the environment server_environment gives,
+cli.server_argv gives and the environment server_environment gives,
 up to the moment it would start its web server (MLflow's _exec_cmd is replaced
 by a recorder), and prints what that web server would get: the environment it
 inherits (this process's, as the CLI changed it, plus the CLI's extra_env), the
@@ -14,10 +14,10 @@ server's own command-line parser, and the environment variables the `server`
 command reads as its options.
 
 adapter: does the same session's one_import adapter set-up for real
-(serve_in_process.prepare) and prints the same three things.
+(in_process.prepare) and prints the same three things.
 
 Both watch the set-up functions with sys.setprofile, so a call is seen however
-it was imported. Used by tests/template/ood_mlflow/test_one_import.py.
+it was imported. Used by tests/template/ood_mlflow/server/test_one_import.py.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def environment_changes(before: dict, after: dict) -> dict:
 
 
 def cli(flags, base: dict) -> dict:
-    from ood_mlflow.server_command import server_argv
-
     import mlflow.server
+
+    from ood_mlflow.server.cli import server_argv
 
     started = {}
 
@@ -132,19 +132,19 @@ def run_arguments(kwargs: dict) -> dict:
 
 
 def adapter(flags, base: dict) -> dict:
-    from ood_mlflow import serve_in_process
-    from ood_mlflow.one_import import choose
-    from ood_mlflow.serve import server_flags
-    from ood_mlflow.session import Plan
-
     import importlib.metadata
+
+    from ood_mlflow.serve import server_flags
+    from ood_mlflow.server import in_process
+    from ood_mlflow.server.adapters import choose
+    from ood_mlflow.session import Plan
 
     version = importlib.metadata.version("mlflow")
     chosen = choose(version, {})
     plan = Plan(version, flags["store_kind"], "", "", flags["backend_uri"], flags["artifact_root"],
                 registry_uri=flags["registry_uri"], port=flags["port"], prefix=flags["prefix"])
     with Calls() as calls:
-        options = serve_in_process.prepare(chosen.adapter, server_flags(plan))
+        options = in_process.prepare(chosen.adapter, server_flags(plan))
     if chosen.adapter.server == "uvicorn":
         server = run_arguments(options)
     else:
@@ -155,7 +155,7 @@ def adapter(flags, base: dict) -> dict:
 
 def main():
     mode, flags = sys.argv[1], json.loads(sys.argv[2])
-    from ood_mlflow.server_command import server_environment
+    from ood_mlflow.server.cli import server_environment
 
     os.environ.update(server_environment(flags["store_kind"], flags["backend_uri"]))  # as serve.main() does
     base = dict(os.environ)

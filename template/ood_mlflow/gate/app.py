@@ -1,6 +1,6 @@
 """The login gate as an `mlflow.app` plugin: `mlflow server --app-name ood-gate`.
 
-MLflow's CLI (or, in one process, serve_in_process.py doing what the CLI
+MLflow's CLI (or, in one process, server/in_process.py doing what the CLI
 would) does all the store, artifact and prefix setup and then starts its web
 server on this module's `create_app`, the way its own basic-auth plugin is
 wired (mlflow/server/auth). The entry point is declared by the
@@ -26,8 +26,8 @@ import pwd
 import sys
 from urllib.parse import unquote
 
-from .. import auth_stand_in
-from ..one_import import adapter_for
+from ..server import auth_stand_in
+from ..server.adapters import adapter_for
 from ..session import Plan, read_plan, read_secret
 from .artifacts import allowed_roots
 from .pipeline import NEEDS, AskMlflow, Gate, Journey, Pass, ReadBody, Request, Respond

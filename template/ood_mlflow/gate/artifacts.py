@@ -31,9 +31,9 @@ import json
 import os
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse, urlunparse
 
+from ..stores.uri import DIRECTORY, SQLITE
 from . import request_json
 from .routes import LOGGED_MODEL, MODEL_VERSION, RUN, TRACE
-from ..store_uri import DIRECTORY, SQLITE
 
 NOT_LOCAL = "not a path on this cluster"
 

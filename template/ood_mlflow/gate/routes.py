@@ -4,7 +4,7 @@ The gate sees a request's path; MLflow routes it with Flask (2.x and 3.x) and,
 from 3.3, FastAPI. These rules name MLflow's routes as its route tables do
 (`/ajax-api/2.0/mlflow/runs/get`, `<model_id>`, `{name:path}`), so a test can
 walk both tables and check every route against them
-(tests/template/ood_mlflow/test_routes.py).
+(tests/template/ood_mlflow/gate/test_routes.py).
 
 - REFUSED: route families a session never offers, whatever its access: MLflow's
   own artifact proxy (the session serves no proxied artifacts), presigned URLs,

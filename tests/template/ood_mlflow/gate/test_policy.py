@@ -1,12 +1,18 @@
 """The login gate's decisions, request by request."""
 
-import pytest
-
 import ipaddress
 import time
 
-from ood_mlflow.gate.policy import (COOKIE_NAME, GatePolicy, cookie_token, origin_allowed, parse_networks,
-                                    request_cookies)
+import pytest
+
+from ood_mlflow.gate.policy import (
+    COOKIE_NAME,
+    GatePolicy,
+    cookie_token,
+    origin_allowed,
+    parse_networks,
+    request_cookies,
+)
 
 SECRET = "s" * 20 + "E" * 20
 NODE = "c1234.cluster:5001"

@@ -1,0 +1,98 @@
+"""How to open a store, given what the user chose on the form (pure).
+
+Store access choices (form field mlflow_store_access):
+  write      the default: open the store as it is, if MLflow will not change its schema;
+  read_only  browse only: the gate refuses every change, and an SQLite store is opened
+             read-only or, when its schema differs or it is in WAL mode, as a node-local
+             copy (upgraded if it is older), so the original is never written;
+  upgrade    migrate an older SQLite store's schema in place, after a backup copy;
+  convert    copy a directory store into an SQLite file beside it (MLflow's
+             migrate-filestore) and serve that file.
+A PostgreSQL store is served only at its own schema (postgres_action); read-only
+is then enforced by the database server itself.
+"""
+
+from __future__ import annotations
+
+from ..errors import LaunchError
+from .schema import NEWER, NOT_MLFLOW, OLDER, SAME
+
+WRITE, READ_ONLY, UPGRADE, CONVERT = "write", "read_only", "upgrade", "convert"
+ACCESS_CHOICES = (WRITE, READ_ONLY, UPGRADE, CONVERT)
+
+SERVE = "serve"  # open the store itself
+SERVE_READ_ONLY = "serve-read-only"  # open the SQLite file in SQLite's read-only mode
+COPY = "copy"  # serve a node-local copy
+COPY_UPGRADE = "copy-upgrade"  # serve a node-local copy, upgraded to this MLflow's schema
+BACKUP_UPGRADE = "backup-upgrade"  # back up, then upgrade the store in place
+
+
+def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, version: str, heads) -> str:
+    """What to do with an SQLite store, or raise LaunchError with the choices."""
+    found, expected = ", ".join(sorted(revisions)) or "none", ", ".join(sorted(heads))
+    if state == NOT_MLFLOW:
+        raise LaunchError(
+            f"{path!r} is an SQLite database but not an MLflow store (it has no alembic_version table)",
+            "Give the .db file your training code logs to",
+        )
+    if state == NEWER:
+        raise LaunchError(
+            f"The SQLite store {path!r} was written by a newer MLflow than {version} "
+            f"(its schema revision {found} is unknown to {version}, which expects {expected})",
+            "Choose the MLflow version your training jobs use (or a newer one) on the form",
+        )
+    if access == READ_ONLY:
+        if state == SAME and not wal:
+            return SERVE_READ_ONLY
+        return COPY_UPGRADE if state == OLDER else COPY
+    if state == SAME:
+        return SERVE
+    if access == UPGRADE:
+        return BACKUP_UPGRADE
+    raise LaunchError(
+        f"The SQLite store {path!r} has schema revision {found}, but MLflow {version} expects {expected}: "
+        f"opening it would migrate it in place, and training jobs on the older MLflow could no longer "
+        f"write to it",
+        "Choose the MLflow version your training jobs use; or choose Store access 'Read-only' (you see an "
+        "upgraded copy, the store is not changed) or 'Upgrade an older SQLite store' (a backup copy is made first)",
+    )
+
+
+def postgres_action(access: str, has_tables: bool, state: str, uri: str, revisions, version: str, heads) -> str:
+    """What to do with a PostgreSQL store (SERVE or SERVE_READ_ONLY), or raise LaunchError with the choices.
+
+    A database cannot be copied node-local as an SQLite file can, so a store of another schema is
+    never opened: not even read-only (MLflow would migrate it), and Upgrade is left to the user, who
+    can keep a backup they know how to restore (pg_dump), which the app could not promise."""
+    found, expected = ", ".join(sorted(revisions)) or "none", ", ".join(sorted(heads))
+    if access == CONVERT:
+        raise LaunchError(f"{uri!r} is a PostgreSQL store; 'Convert to SQLite' applies to directory stores",
+                          "Choose Store access 'Read and write' (or 'Read-only')")
+    if not has_tables:
+        raise LaunchError(f"The PostgreSQL database {uri!r} is empty: it holds no MLflow store yet, and this app "
+                          f"does not create one", "Log a first run into it from your training code "
+                          "(mlflow.set_tracking_uri with this URI creates the store), then launch again")
+    if state == NOT_MLFLOW:
+        raise LaunchError(f"The PostgreSQL database {uri!r} holds tables but no MLflow store (it has no "
+                          f"alembic_version table)", "Give the database your training code logs to")
+    if state == NEWER:
+        raise LaunchError(
+            f"The PostgreSQL store {uri!r} was written by a newer MLflow than {version} "
+            f"(its schema revision {found} is unknown to {version}, which expects {expected})",
+            "Choose the MLflow version your training jobs use (or a newer one) on the form",
+        )
+    if state == SAME:
+        return SERVE_READ_ONLY if access == READ_ONLY else SERVE
+    upgrade_by_hand = (f"to upgrade it, when no job writes to it, back it up and migrate it by hand: "
+                       f"pg_dump --format=custom --file=mlflow-backup.dump '{uri}', then "
+                       f"python3 -m mlflow db upgrade '{uri}' with MLflow {version}")
+    if access == UPGRADE:
+        raise LaunchError(
+            f"The PostgreSQL store {uri!r} has schema revision {found}, older than MLflow {version}'s ({expected}), "
+            f"and this app upgrades only SQLite stores itself (only for those can it keep a backup copy)",
+            upgrade_by_hand[0].upper() + upgrade_by_hand[1:])
+    raise LaunchError(
+        f"The PostgreSQL store {uri!r} has schema revision {found}, but MLflow {version} expects {expected}: "
+        f"opening it{' even read-only' if access == READ_ONLY else ''} would migrate it in place, and training "
+        f"jobs on the older MLflow could no longer write to it",
+        f"Choose the MLflow version your training jobs use on the form; or, {upgrade_by_hand}")

@@ -1,0 +1,125 @@
+"""Check, before MLflow opens it, that a store exists, can be read and is a store.
+
+Only reads. MLflow creates a fresh store wherever it is pointed, so without
+these checks a mistyped path would give the user an empty UI and leave a new
+`mlruns/0` or `mlruns.db` behind.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ..errors import LaunchError
+from .uri import DIRECTORY, SQLITE, Store
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_store(store: Store) -> Store:
+    """Return the store to open (an SQLite file given as a plain path stays SQLite), or raise."""
+    _must_exist(store.path)
+    mode = os.stat(store.path).st_mode
+    if store.kind == DIRECTORY and stat.S_ISREG(mode):
+        if _is_sqlite(store.path):
+            store = Store(SQLITE, store.path)
+        else:
+            raise LaunchError(
+                f"{store.path!r} is a file, but neither an MLflow directory store nor an SQLite database",
+                "Give the directory your training code logs to (mlflow.set_tracking_uri), "
+                "or the .db file for an SQLite store",
+            )
+    if store.kind == DIRECTORY:
+        _check_directory_store(store.path, mode)
+    else:
+        _check_sqlite_file(store.path, mode)
+    return store
+
+
+def _must_exist(path: str) -> None:
+    if os.path.lexists(path):
+        return
+    parent = nearest_existing_parent(path)
+    if not os.access(parent, os.X_OK):
+        raise LaunchError(
+            f"You cannot reach the tracking store {path!r}: you have no permission to enter {parent!r}",
+            "Ask the directory's owner for access (chmod g+x on each directory on the way), "
+            "or choose a store you own",
+        )
+    raise LaunchError(
+        f"The tracking store {path!r} does not exist (the nearest existing directory is {parent!r})",
+        "Check the path for typos: it must be the same path your training code gives "
+        "mlflow.set_tracking_uri, and the first logged run creates it",
+    )
+
+
+def nearest_existing_parent(path: str) -> str:
+    parent = os.path.dirname(path.rstrip("/")) or "/"
+    while parent != "/" and not os.path.isdir(parent):
+        parent = os.path.dirname(parent)
+    # The deepest directory that exists and can be entered, or the one that stops us.
+    for step in _ancestors(parent):
+        if not os.access(step, os.X_OK):
+            return step
+    return parent
+
+
+def _ancestors(path: str) -> list:
+    """'/', '/a', '/a/b' for '/a/b'."""
+    parts = [p for p in path.split("/") if p]
+    return ["/"] + ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+
+
+def _check_directory_store(path: str, mode: int) -> None:
+    if not stat.S_ISDIR(mode):
+        raise LaunchError(
+            f"{path!r} is neither a directory nor an SQLite file",
+            "Give the directory or SQLite file your training code logs to",
+        )
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise LaunchError(
+            f"You cannot read the directory {path!r}",
+            "Ask the directory's owner to grant you read access (chmod g+rX), or choose a store you own",
+        )
+    if not _looks_like_directory_store(path):
+        raise LaunchError(
+            f"{path!r} holds no MLflow experiments (no <id>/meta.yaml inside)",
+            "Give the directory your training code logs to; if it is an SQLite store, give the .db file",
+        )
+
+
+def _looks_like_directory_store(path: str) -> bool:
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return False
+    for name in entries:
+        if os.path.isfile(os.path.join(path, name, "meta.yaml")):
+            return True
+    return ".trash" in entries
+
+
+def _check_sqlite_file(path: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise LaunchError(
+            f"{path!r} is a directory, but its name says SQLite file",
+            "Give the .db file inside it, or rename the path so it does not end in .db",
+        )
+    if not os.access(path, os.R_OK):
+        raise LaunchError(
+            f"You cannot read the SQLite file {path!r}",
+            "Ask the file's owner to grant you read access (chmod g+r), or choose a store you own",
+        )
+    if not _is_sqlite(path):
+        raise LaunchError(
+            f"{path!r} is not an SQLite database (its first bytes are not SQLite's header)",
+            "Give the .db file your training code logs to with sqlite:////path/to/file.db",
+        )
+
+
+def _is_sqlite(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
