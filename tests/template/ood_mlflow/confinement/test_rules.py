@@ -21,7 +21,7 @@ from ood_mlflow.confinement.rules import READ, REQUIRED, WRITE, Environment, for
 from ood_mlflow.errors import LaunchError
 from ood_mlflow.session import Plan
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "template"
+TEMPLATE = Path(__file__).resolve().parents[4] / "template"
 needs_landlock = pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock")
 ENV = Environment(prefixes=("/opt/mlflow-env",), import_path=("/opt/mlflow-env/lib/python3/site-packages",))
 

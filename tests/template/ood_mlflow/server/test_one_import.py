@@ -19,7 +19,7 @@ from ood_mlflow import __version__
 from ood_mlflow.server.adapters import CLI, FORCE_VARIABLE, MLFLOW_2, MLFLOW_3, ONE_IMPORT, choose
 from ood_mlflow.server.cli import APP_NAME, GATE_APP
 
-TOP = Path(__file__).resolve().parents[3]
+TOP = Path(__file__).resolve().parents[4]
 
 
 @pytest.mark.parametrize("version,adapter", [("3.17.2", MLFLOW_3), ("3.17.0", MLFLOW_3), ("2.22.5", MLFLOW_2),
