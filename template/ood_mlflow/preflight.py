@@ -35,12 +35,13 @@ from .stores.access import (
     sqlite_action,
 )
 from .stores.checks import check_store
+from .stores.kinds import DIRECTORY, FILE_STORE_OPT_IN, POSTGRESQL, SQLITE, kind_of
 from .stores.links import link_owner, refuse_outward_links
 from .stores.schema import compare, mlflow_migrations
 from .stores.sqlite import copy_database, is_wal, schema_revisions
-from .stores.uri import DIRECTORY, POSTGRESQL, SQLITE, Store, parse_store, sqlite_url
+from .stores.uri import Store, parse_store, sqlite_url
 
-# MLflow 3.13+ refuses directory stores unless MLFLOW_ALLOW_FILE_STORE=true is set.
+# From this MLflow on the opt-in is needed, so training code must set it too: the card tells them.
 FILE_STORE_OPT_IN_FROM = (3, 13)
 
 
@@ -58,7 +59,8 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
     uri = store.backend_uri(decodes)
     plan = Plan(version, store.kind, store.path, uri, uri, store.default_artifact_root, access == READ_ONLY,
                 conf.environment, note=note,
-                file_store_opt_in=store.kind == DIRECTORY and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
+                file_store_opt_in=FILE_STORE_OPT_IN in kind_of(store.kind).server_environment
+                and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
                 **_session_fields(conf, host, port))
     if store.kind != SQLITE:
         if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
@@ -76,8 +78,8 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
     action = sqlite_action(access, compare(revisions, migrations), wal, store.path, revisions, version,
                            migrations.heads)
     if action == SERVE_READ_ONLY:
-        return dataclasses.replace(plan, backend_uri=sqlite_url(store.path, read_only=True, decodes_percent=decodes),
-                        note="The store is opened in SQLite's read-only mode.")
+        read_only = sqlite_url(store.path, read_only=True, decodes_percent=decodes)
+        return dataclasses.replace(plan, backend_uri=read_only, note="The store is opened in SQLite's read-only mode.")
     if action in (COPY, COPY_UPGRADE):
         return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE, hint=conf.node_local_hint)
     if action == BACKUP_UPGRADE:
@@ -183,8 +185,8 @@ def _backup_and_upgrade(plan: Plan, store: Store) -> Plan:
     real = os.path.realpath(store.path)
     if os.path.dirname(real) != os.path.realpath(directory):
         raise LaunchError(
-            f"The store {store.path!r} is a symbolic link (made by {link_owner(store.path)}) to {real!r}, in another "
-            f"folder, and an upgrade may write only in the store's folder; nothing was changed",
+            f"The store {store.path!r} is a symbolic link (made by {link_owner(store.path)}) to {real!r}, "
+            f"in another folder, and an upgrade may write only in the store's folder; nothing was changed",
             "If that file is your store, launch with its own path; if you did not make the link, ask its owner "
             "why (anyone who can write the folder can plant one)",
         )
@@ -235,7 +237,7 @@ def main() -> int:
         report(error)
         return 1
     write_plan(plan)
-    kind = {SQLITE: "SQLite database", POSTGRESQL: "PostgreSQL store"}.get(plan.store_kind, "directory store")
     mode = " read-only" if plan.read_only else ""
-    print(f"MLflow {plan.mlflow_version} will open the {kind} {plan.store_path}{mode}", flush=True)
+    print(f"MLflow {plan.mlflow_version} will open the {kind_of(plan.store_kind).label} {plan.store_path}{mode}",
+          flush=True)
     return 0

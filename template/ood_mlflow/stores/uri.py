@@ -21,11 +21,10 @@ from typing import Optional
 from urllib.parse import quote, unquote
 
 from ..errors import LaunchError
+from .kinds import DIRECTORY, POSTGRESQL, SQLITE, kind_for_path, kind_of
 from .postgres_uri import PostgresTarget, is_postgres, parse_postgres
 
-SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 KNOWN_SCHEMES = ("file", "sqlite")
-DIRECTORY, SQLITE, POSTGRESQL = "directory", "sqlite", "postgresql"  # the kinds of store
 # Characters a URL reader cuts at or decodes: SQLAlchemy cuts an SQLite path at `?`
 # (2.1 also percent-decodes it), MLflow percent-decodes directory paths.
 URL_SPECIAL = frozenset("?#%")
@@ -62,25 +61,17 @@ class Store:
     database: Optional[PostgresTarget] = None  # POSTGRESQL only
 
     def backend_uri(self, decodes_percent: bool = True) -> str:
-        """What `mlflow server --backend-store-uri` gets, and training code gives
-        `mlflow.set_tracking_uri` (the same MLflow environment, the same SQLAlchemy)."""
+        """What `mlflow server --backend-store-uri` gets for a directory or SQLite store, and training code gives
+        `mlflow.set_tracking_uri` (the same MLflow environment, the same SQLAlchemy). A database's URL depends
+        on the driver the environment has: PostgresTarget.sqlalchemy_url."""
         if self.kind == SQLITE:
             return sqlite_url(self.path, decodes_percent=decodes_percent)
         return directory_url(self.path)
 
     @property
     def default_artifact_root(self) -> str:
-        """Where experiments created in the UI keep artifacts: beside the store.
-
-        A directory store keeps them inside itself, as MLflow's own client does;
-        an SQLite file gets `mlartifacts` next to it; a database has no folder
-        (preflight gives it the user's `~/mlartifacts`).
-        """
-        if self.kind == POSTGRESQL:
-            return ""
-        if self.kind == SQLITE:
-            return posixpath.join(posixpath.dirname(self.path), "mlartifacts")
-        return self.path
+        """Where experiments created in the UI keep artifacts: beside the store ("" for a database)."""
+        return kind_of(self.kind).artifact_root(self.path)
 
 
 EXAMPLE_STORE = "/path/to/project/mlruns"  # site key examples.store replaces it in messages
@@ -108,8 +99,7 @@ def parse_store(value: str, home: str = "", example: str = EXAMPLE_STORE) -> Sto
     if "://" in text or text.startswith(("file:", "sqlite:")):
         return _parse_uri(text, example)
     path = _absolute(text, home, original=text, example=example)
-    kind = SQLITE if path.lower().endswith(SQLITE_SUFFIXES) else DIRECTORY
-    return Store(kind, path)
+    return Store(kind_for_path(path), path)
 
 
 def _parse_uri(text: str, example: str) -> Store:
