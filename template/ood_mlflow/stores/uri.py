@@ -24,7 +24,6 @@ from ..errors import LaunchError
 from .kinds import DIRECTORY, POSTGRESQL, SQLITE, kind_for_path, kind_of
 from .postgres_uri import PostgresTarget, is_postgres, parse_postgres
 
-KNOWN_SCHEMES = ("file", "sqlite")
 # Characters a URL reader cuts at or decodes: SQLAlchemy cuts an SQLite path at `?`
 # (2.1 also percent-decodes it), MLflow percent-decodes directory paths.
 URL_SPECIAL = frozenset("?#%")
