@@ -21,7 +21,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 def check_store(store: Store) -> Store:
     """Return the directory or SQLite store to open, or raise: a file whose name says directory but whose
     header says SQLite is opened as the SQLite store it is."""
-    path = store.path
+    path = store.location
     _must_exist(path)
     mode = os.stat(path).st_mode
     if store.kind == DIRECTORY and stat.S_ISREG(mode):

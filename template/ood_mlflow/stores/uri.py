@@ -55,8 +55,14 @@ class StoreUriError(LaunchError):
 
 @dataclass(frozen=True)
 class Store:
+    """One tracking store: its kind (stores.kinds) and where it is.
+
+    `location` is what the card shows and training code gives `mlflow.set_tracking_uri`: for a directory or an
+    SQLite file its absolute, normalised path; for a PostgreSQL database its URI, never with a password
+    (`database` then holds its parts)."""
+
     kind: str  # DIRECTORY, SQLITE or POSTGRESQL
-    path: str  # absolute, normalised file-system path; for POSTGRESQL the database's URI (no password)
+    location: str
     database: Optional[PostgresTarget] = None  # POSTGRESQL only
 
     def backend_uri(self, decodes_percent: bool = True) -> str:
@@ -64,13 +70,13 @@ class Store:
         `mlflow.set_tracking_uri` (the same MLflow environment, the same SQLAlchemy). A database's URL depends
         on the driver the environment has: PostgresTarget.sqlalchemy_url."""
         if self.kind == SQLITE:
-            return sqlite_url(self.path, decodes_percent=decodes_percent)
-        return directory_url(self.path)
+            return sqlite_url(self.location, decodes_percent=decodes_percent)
+        return directory_url(self.location)
 
     @property
     def default_artifact_root(self) -> str:
         """Where experiments created in the UI keep artifacts: beside the store ("" for a database)."""
-        return kind_of(self.kind).artifact_root(self.path)
+        return kind_of(self.kind).artifact_root(self.location)
 
 
 EXAMPLE_STORE = "/path/to/project/mlruns"  # site key examples.store replaces it in messages
