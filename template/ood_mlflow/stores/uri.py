@@ -27,6 +27,15 @@ from .postgres_uri import PostgresTarget, is_postgres, parse_postgres
 # Characters a URL reader cuts at or decodes: SQLAlchemy cuts an SQLite path at `?`
 # (2.1 also percent-decodes it), MLflow percent-decodes directory paths.
 URL_SPECIAL = frozenset("?#%")
+# SQLite's URI parameter that opens a file read-only: nothing can write it, create a journal beside it or
+# change its journal mode.
+SQLITE_READ_ONLY = "mode=ro"
+
+
+def sqlite_uri_filename(path: str, read_only: bool = False) -> str:
+    """An SQLite URI filename (`file:` with %-escapes) for exactly the file `path`, read-only if asked;
+    sqlite3.connect needs uri=True for it."""
+    return "file:" + quote(path, safe="/") + (f"?{SQLITE_READ_ONLY}" if read_only else "")
 
 
 def sqlite_url(path: str, read_only: bool = False, decodes_percent: bool = True) -> str:
@@ -38,10 +47,10 @@ def sqlite_url(path: str, read_only: bool = False, decodes_percent: bool = True)
     part before SQLite sees it (`decodes_percent`)."""
     if not read_only and not URL_SPECIAL & set(path):
         return "sqlite:///" + path
-    filename = "file:" + quote(path, safe="/")
+    filename = sqlite_uri_filename(path)
     if decodes_percent:
         filename = quote(filename, safe="/:")
-    return f"sqlite:///{filename}?{'mode=ro&' if read_only else ''}uri=true"
+    return f"sqlite:///{filename}?{SQLITE_READ_ONLY + '&' if read_only else ''}uri=true"
 
 
 def directory_url(path: str) -> str:
