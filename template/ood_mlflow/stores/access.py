@@ -15,6 +15,7 @@ is then enforced by the database server itself.
 from __future__ import annotations
 
 from ..errors import LaunchError
+from .kinds import POSTGRESQL, SQLITE, kind_of
 from .schema import NEWER, NOT_MLFLOW, OLDER, SAME
 
 WRITE, READ_ONLY, UPGRADE, CONVERT = "write", "read_only", "upgrade", "convert"
@@ -36,11 +37,7 @@ def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, vers
             "Give the .db file your training code logs to",
         )
     if state == NEWER:
-        raise LaunchError(
-            f"The SQLite store {path!r} was written by a newer MLflow than {version} "
-            f"(its schema revision {found} is unknown to {version}, which expects {expected})",
-            "Choose the MLflow version your training jobs use (or a newer one) on the form",
-        )
+        raise newer_schema(SQLITE, path, version, found, expected)
     if access == READ_ONLY:
         if state == SAME and not wal:
             return SERVE_READ_ONLY
@@ -55,6 +52,16 @@ def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, vers
         f"write to it",
         "Choose the MLflow version your training jobs use; or choose Store access 'Read-only' (you see an "
         "upgraded copy, the store is not changed) or 'Upgrade an older SQLite store' (a backup copy is made first)",
+    )
+
+
+def newer_schema(kind: str, location: str, version: str, found: str, expected: str) -> LaunchError:
+    """The refusal of a store of a schema revision this MLflow does not know, in every access mode: it cannot
+    migrate the store down, so not even a copy of it would open."""
+    return LaunchError(
+        f"The {kind_of(kind).message_name} {location!r} was written by a newer MLflow than {version} "
+        f"(its schema revision {found} is unknown to {version}, which expects {expected})",
+        "Choose the MLflow version your training jobs use (or a newer one) on the form",
     )
 
 
@@ -76,11 +83,7 @@ def postgres_action(access: str, has_tables: bool, state: str, uri: str, revisio
         raise LaunchError(f"The PostgreSQL database {uri!r} holds tables but no MLflow store (it has no "
                           f"alembic_version table)", "Give the database your training code logs to")
     if state == NEWER:
-        raise LaunchError(
-            f"The PostgreSQL store {uri!r} was written by a newer MLflow than {version} "
-            f"(its schema revision {found} is unknown to {version}, which expects {expected})",
-            "Choose the MLflow version your training jobs use (or a newer one) on the form",
-        )
+        raise newer_schema(POSTGRESQL, uri, version, found, expected)
     if state == SAME:
         return SERVE_READ_ONLY if access == READ_ONLY else SERVE
     upgrade_by_hand = (f"to upgrade it, when no job writes to it, back it up and migrate it by hand: "
