@@ -28,9 +28,9 @@ from .stores.access import (
     CONVERT,
     COPY,
     COPY_UPGRADE,
-    READ_ONLY,
     SERVE_READ_ONLY,
     WRITE,
+    access_mode,
     postgres_action,
     sqlite_action,
 )
@@ -57,7 +57,8 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
         access = WRITE  # the converted file, as it is
         store, note = _converted(store, version)
     uri = store.backend_uri(decodes)
-    plan = Plan(version, store.kind, store.location, uri, uri, store.default_artifact_root, access == READ_ONLY,
+    read_only = not access_mode(access).writes_store
+    plan = Plan(version, store.kind, store.location, uri, uri, store.default_artifact_root, read_only,
                 conf.environment, note=note,
                 file_store_opt_in=FILE_STORE_OPT_IN in kind_of(store.kind).server_environment
                 and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
@@ -122,7 +123,7 @@ def slurm_runs_mode(conf: settings.Settings) -> str:
     (an upgrade or conversion is a session about the store itself, a read-only one never writes)."""
     if not conf.slurm_runs:
         return "off"
-    return "close" if conf.close_slurm_runs and conf.access == WRITE else "report"
+    return "close" if conf.close_slurm_runs and access_mode(conf.access).closes_slurm_runs else "report"
 
 
 def _converted(store: Store, version: str) -> tuple:
