@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LaunchError
-from .kinds import DIRECTORY, POSTGRESQL, SQLITE, kind_of
+from .kinds import DIRECTORY, KINDS, POSTGRESQL, SQLITE, kind_of
 from .schema import NEWER, NOT_MLFLOW, OLDER, SAME
 
 WRITE, READ_ONLY, UPGRADE, CONVERT = "write", "read_only", "upgrade", "convert"
@@ -27,7 +27,7 @@ class AccessMode:
     closes_slurm_runs: bool  # whether the session may close runs whose Slurm job ended (the form hides the box)
 
 
-ALL_KINDS = (DIRECTORY, SQLITE, POSTGRESQL)
+ALL_KINDS = tuple(kind.name for kind in KINDS)
 ACCESS_MODES = (  # the first is the default
     AccessMode(WRITE, "Read and write", "open the store as it is, if MLflow will not change its schema",
                writes_store=True, kinds=ALL_KINDS, closes_slurm_runs=True),

@@ -52,8 +52,8 @@ KINDS = (
         accepts="an absolute path ending in one of the suffixes, or sqlite:////path (four slashes, no query)",
         checked_by="stores.checks (a file you may read, with SQLite's header), then stores.sqlite and "
                    "stores.schema (its schema revision against this MLflow's)",
-        read_only="opened with SQLite's mode=ro, or served as a node-local copy when its schema differs or it "
-                  "is in WAL mode; the kernel gives its folder read-only",
+        read_only="opened with SQLite's mode=ro, or served as a node-local copy when it is in WAL mode or older "
+                  "than this MLflow's schema (the copy is upgraded); the kernel gives its folder read-only",
         # Its folder, not the file: SQLite keeps its journal beside the file.
         tree=lambda location: posixpath.dirname(location) or "/",
         artifact_root=lambda location: posixpath.join(posixpath.dirname(location), "mlartifacts")),
