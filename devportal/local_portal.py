@@ -62,7 +62,17 @@ def postgres_demo(major: str, user: str) -> tuple:
     return store, {"artifact_roots": [str(postgres.artifacts_of(name))]}
 
 
-def main(argv=None) -> int:
+def access_choices() -> list:
+    """The form's Store access values, from the job's own table (template/ood_mlflow/stores/access.py), so the
+    launcher offers what the form offers (tests/test_access_modes.py checks the form and bin/launch-local)."""
+    template = str(APP_ROOT / "template")
+    if template not in sys.path:
+        sys.path.append(template)  # here, not in PYTHONPATH: the job must not inherit it
+    from ood_mlflow.stores.access import ACCESS_CHOICES
+    return list(ACCESS_CHOICES)
+
+
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bin/launch-local", description=__doc__.splitlines()[0])
     parser.add_argument("store", nargs="?", help="directory, SQLite or postgresql:// store to open "
                         "(default: a new demo store)")
@@ -70,11 +80,15 @@ def main(argv=None) -> int:
                         help="the kind of demo store made when no STORE is given")
     parser.add_argument("--mlflow", choices=["3", "2"], default="3", help="MLflow major version (test venvs)")
     parser.add_argument("--proxy", choices=["rnode", "node"], default="rnode", help="OOD's reverse-proxy prefix")
-    parser.add_argument("--access", choices=["write", "read_only", "upgrade", "convert"], default="write",
-                        help="the form's Store access")
+    choices = access_choices()
+    parser.add_argument("--access", choices=choices, default=choices[0], help="the form's Store access")
     parser.add_argument("--port", type=int, default=8080, help="the portal's port on localhost")
     parser.add_argument("--no-slurm", action="store_true", help="run the job script directly")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
 
     user = session_user()
     site = {}

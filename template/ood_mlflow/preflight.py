@@ -28,19 +28,20 @@ from .stores.access import (
     CONVERT,
     COPY,
     COPY_UPGRADE,
-    READ_ONLY,
     SERVE_READ_ONLY,
     WRITE,
+    access_mode,
     postgres_action,
     sqlite_action,
 )
 from .stores.checks import check_store
+from .stores.kinds import DIRECTORY, FILE_STORE_OPT_IN, POSTGRESQL, SQLITE, kind_of
 from .stores.links import link_owner, refuse_outward_links
 from .stores.schema import compare, mlflow_migrations
 from .stores.sqlite import copy_database, is_wal, schema_revisions
-from .stores.uri import DIRECTORY, POSTGRESQL, SQLITE, Store, parse_store, sqlite_url
+from .stores.uri import Store, parse_store, sqlite_url
 
-# MLflow 3.13+ refuses directory stores unless MLFLOW_ALLOW_FILE_STORE=true is set.
+# From this MLflow on the opt-in is needed, so training code must set it too: the card tells them.
 FILE_STORE_OPT_IN_FROM = (3, 13)
 
 
@@ -56,28 +57,30 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
         access = WRITE  # the converted file, as it is
         store, note = _converted(store, version)
     uri = store.backend_uri(decodes)
-    plan = Plan(version, store.kind, store.path, uri, uri, store.default_artifact_root, access == READ_ONLY,
+    read_only = not access_mode(access).writes_store
+    plan = Plan(version, store.kind, store.location, uri, uri, store.default_artifact_root, read_only,
                 conf.environment, note=note,
-                file_store_opt_in=store.kind == DIRECTORY and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
+                file_store_opt_in=FILE_STORE_OPT_IN in kind_of(store.kind).server_environment
+                and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
                 **_session_fields(conf, host, port))
     if store.kind != SQLITE:
-        if plan.read_only and not os.path.isdir(os.path.join(store.path, "models")):
+        if plan.read_only and not os.path.isdir(os.path.join(store.location, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
             registry = node_local.make_folder("ood-mlflow-registry-")
             return dataclasses.replace(plan, registry_uri=registry, scratch=(registry,))
         return plan
-    wal = is_wal(store.path)
+    wal = is_wal(store.location)
     if wal:
-        warn(f"The SQLite store {store.path!r} is in WAL journal mode (as `mlflow migrate-filestore` leaves it), "
+        warn(f"The SQLite store {store.location!r} is in WAL journal mode (as `mlflow migrate-filestore` leaves it), "
              f"which is unsafe on parallel file systems such as Lustre. Fix: when no job writes to it, run: "
-             f"sqlite3 {store.path!r} 'PRAGMA journal_mode=DELETE;'")
-    revisions = schema_revisions(store.path)
+             f"sqlite3 {store.location!r} 'PRAGMA journal_mode=DELETE;'")
+    revisions = schema_revisions(store.location)
     migrations = mlflow_migrations()
-    action = sqlite_action(access, compare(revisions, migrations), wal, store.path, revisions, version,
+    action = sqlite_action(access, compare(revisions, migrations), wal, store.location, revisions, version,
                            migrations.heads)
     if action == SERVE_READ_ONLY:
-        return dataclasses.replace(plan, backend_uri=sqlite_url(store.path, read_only=True, decodes_percent=decodes),
-                        note="The store is opened in SQLite's read-only mode.")
+        read_only = sqlite_url(store.location, read_only=True, decodes_percent=decodes)
+        return dataclasses.replace(plan, backend_uri=read_only, note="The store is opened in SQLite's read-only mode.")
     if action in (COPY, COPY_UPGRADE):
         return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE, hint=conf.node_local_hint)
     if action == BACKUP_UPGRADE:
@@ -97,11 +100,11 @@ def _postgres_plan(conf: settings.Settings, store: Store, host: str, port: int) 
     contents = postgres.inspect(database, driver)
     migrations = mlflow_migrations()
     action = postgres_action(conf.access, bool(contents.tables), compare(contents.revisions, migrations),
-                             store.path, contents.revisions, version, migrations.heads)
+                             store.location, contents.revisions, version, migrations.heads)
     read_only = action == SERVE_READ_ONLY
     note = ("Every transaction of this session is read-only at the database server: nothing in the store can be "
             "changed." if read_only else "")
-    return Plan(version, store.kind, store.path, store.path, database.sqlalchemy_url(driver, read_only),
+    return Plan(version, store.kind, store.location, store.location, database.sqlalchemy_url(driver, read_only),
                 os.path.join(settings.home() or "/", "mlartifacts"), read_only, conf.environment, note=note,
                 **_session_fields(conf, host, port))
 
@@ -120,44 +123,44 @@ def slurm_runs_mode(conf: settings.Settings) -> str:
     (an upgrade or conversion is a session about the store itself, a read-only one never writes)."""
     if not conf.slurm_runs:
         return "off"
-    return "close" if conf.close_slurm_runs and conf.access == WRITE else "report"
+    return "close" if conf.close_slurm_runs and access_mode(conf.access).closes_slurm_runs else "report"
 
 
 def _converted(store: Store, version: str) -> tuple:
     """The SQLite store a directory store is (or was earlier) converted into, and the card's note."""
     if store.kind != DIRECTORY:
-        raise LaunchError(f"{store.path!r} is already an SQLite store; 'Convert to SQLite' applies to directory "
+        raise LaunchError(f"{store.location!r} is already an SQLite store; 'Convert to SQLite' applies to directory "
                           f"stores", "Choose Store access 'Read and write' (or 'Read-only')")
     if not has_migrate_filestore():
         raise LaunchError(f"MLflow {version} cannot convert directory stores: it has no `mlflow migrate-filestore`",
                           "Choose an MLflow 3.x version that has it (MLflow 3.17 does) on the form")
-    refuse_outward_links(store.path)  # before anything reads through them
-    run_ids, size = conversion.directory_runs(store.path)
-    target, reuse = conversion.choose_target(store.path, run_ids)
-    keep = f"Artifacts stay in {store.path}: keep that directory."
+    refuse_outward_links(store.location)  # before anything reads through them
+    run_ids, size = conversion.directory_runs(store.location)
+    target, reuse = conversion.choose_target(store.location, run_ids)
+    keep = f"Artifacts stay in {store.location}: keep that directory."
     if reuse:
-        print(f"Serving {target}, converted earlier from the directory store {store.path}.", flush=True)
-        return Store(SQLITE, target), (f"This is the SQLite file converted earlier from {store.path}; runs "
+        print(f"Serving {target}, converted earlier from the directory store {store.location}.", flush=True)
+        return Store(SQLITE, target), (f"This is the SQLite file converted earlier from {store.location}; runs "
                                          f"logged to the directory since then do not show. {keep}")
     progress_file = SESSION_DIR / PROGRESS_FILE
-    print(f"Converting the directory store {store.path} into {target} with MLflow's migrate-filestore.", flush=True)
-    census = conversion.convert(store.path, target, lambda *state: conversion.write_progress(
+    print(f"Converting the directory store {store.location} into {target} with MLflow's migrate-filestore.", flush=True)
+    census = conversion.convert(store.location, target, lambda *state: conversion.write_progress(
         progress_file, *state), size)
     print(f"Converted {census['runs']} runs of {census['experiments']} experiments into {target}; every count "
           f"matches the directory.", flush=True)
-    return Store(SQLITE, target), (f"Converted from the directory store {store.path} ({census['runs']} runs) "
+    return Store(SQLITE, target), (f"Converted from the directory store {store.location} ({census['runs']} runs) "
                                      f"into {target}. Point training code at the new tracking URI below. {keep}")
 
 
 def _read_only_copy(plan: Plan, store: Store, upgrade: bool, hint: str = "") -> Plan:
-    size = os.path.getsize(store.path) + sum(os.path.getsize(store.path + side) for side in ("-wal", "-journal")
-                                              if os.path.exists(store.path + side))
+    size = os.path.getsize(store.location) + sum(os.path.getsize(store.location + side) for side in ("-wal", "-journal")
+                                              if os.path.exists(store.location + side))
     # An upgrade rewrites tables: room for a second copy of the largest.
     node_local.check_room(size * (2 if upgrade else 1), "a read-only copy of the store", hint)
     work = node_local.make_folder("ood-mlflow-")
-    copy = os.path.join(work, os.path.basename(store.path))
+    copy = os.path.join(work, os.path.basename(store.location))
     try:
-        copy_database(store.path, copy)
+        copy_database(store.location, copy)
         if upgrade:
             _mlflow_db_upgrade(copy, work)
     except BaseException:
@@ -173,24 +176,24 @@ def _read_only_copy(plan: Plan, store: Store, upgrade: bool, hint: str = "") -> 
 
 
 def _backup_and_upgrade(plan: Plan, store: Store) -> Plan:
-    directory = os.path.dirname(store.path)
-    if not os.access(directory, os.W_OK | os.X_OK) or not os.access(store.path, os.W_OK):
+    directory = os.path.dirname(store.location)
+    if not os.access(directory, os.W_OK | os.X_OK) or not os.access(store.location, os.W_OK):
         raise LaunchError(
-            f"The store {store.path!r} cannot be upgraded: you cannot write to it or to {directory!r} "
+            f"The store {store.location!r} cannot be upgraded: you cannot write to it or to {directory!r} "
             f"(for the backup copy)",
             "Ask the store's owner to upgrade it, or choose Store access 'Read-only'",
         )
-    real = os.path.realpath(store.path)
+    real = os.path.realpath(store.location)
     if os.path.dirname(real) != os.path.realpath(directory):
         raise LaunchError(
-            f"The store {store.path!r} is a symbolic link (made by {link_owner(store.path)}) to {real!r}, in another "
-            f"folder, and an upgrade may write only in the store's folder; nothing was changed",
+            f"The store {store.location!r} is a symbolic link (made by {link_owner(store.location)}) to {real!r}, "
+            f"in another folder, and an upgrade may write only in the store's folder; nothing was changed",
             "If that file is your store, launch with its own path; if you did not make the link, ask its owner "
             "why (anyone who can write the folder can plant one)",
         )
-    backup = f"{store.path}.backup-{time.strftime('%Y%m%d-%H%M%S')}"
+    backup = f"{store.location}.backup-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        copy_database(store.path, backup)
+        copy_database(store.location, backup)
     except FileExistsError:
         raise LaunchError(f"{backup!r} exists already, so the store was not backed up or upgraded",
                           "Relaunch (the backup's name holds the time); if it recurs, ask who made that file") from None
@@ -203,7 +206,7 @@ def _backup_and_upgrade(plan: Plan, store: Store) -> Plan:
     # journal, WAL and shm files with O_NOFOLLOW (seen with 3.40), so a link at those names fails too.
     scratch = tempfile.mkdtemp(prefix=".ood-mlflow-upgrading-", dir=directory)
     try:
-        _mlflow_db_upgrade(store.path, directory, scratch)
+        _mlflow_db_upgrade(store.location, directory, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return dataclasses.replace(plan, backup=backup,
@@ -235,7 +238,7 @@ def main() -> int:
         report(error)
         return 1
     write_plan(plan)
-    kind = {SQLITE: "SQLite database", POSTGRESQL: "PostgreSQL store"}.get(plan.store_kind, "directory store")
     mode = " read-only" if plan.read_only else ""
-    print(f"MLflow {plan.mlflow_version} will open the {kind} {plan.store_path}{mode}", flush=True)
+    print(f"MLflow {plan.mlflow_version} will open the {kind_of(plan.store_kind).label} {plan.store_path}{mode}",
+          flush=True)
     return 0

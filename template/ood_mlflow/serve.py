@@ -29,7 +29,8 @@ from .server import node_local
 from .server.adapters import CLI, Choice, ServerFlags, choose
 from .server.cli import GATE_APP, HOST, server_argv, server_environment, workers_for
 from .session import SERVER_DIR, SESSION_DIR, Plan, read_plan, write_plan
-from .stores.uri import POSTGRESQL, directory_url
+from .stores.kinds import POSTGRESQL
+from .stores.uri import directory_url
 
 PR_SET_PDEATHSIG = 1
 
@@ -58,7 +59,7 @@ def starting_line(choice: Choice, plan: Plan, argv: list) -> str:
 
 def postgres_reads(plan: Plan) -> tuple:
     """The files libpq reads for a PostgreSQL store: the password file, service file, certificates."""
-    if plan.store_kind != POSTGRESQL:
+    if plan.store_kind != POSTGRESQL:  # only libpq reads files of its own
         return ()
     home = os.path.expanduser("~")
     named = [value for _, value in parse_qsl(urlsplit(plan.backend_uri).query) if value.startswith("/")]

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..stores.kinds import kind_of
+
 READ, WRITE = "read", "write"
 AUTO, REQUIRED = "auto", "required"  # the site key `confinement`
 MODES = (AUTO, REQUIRED)
@@ -62,12 +64,9 @@ class Environment:
 
 
 def store_tree(store_kind: str, store_path: str) -> tuple:
-    """The folders that are the store: a directory store's own, an SQLite file's folder, none for a database."""
-    if store_kind == "directory":
-        return (store_path,)
-    if store_kind == "sqlite":
-        return (os.path.dirname(store_path) or "/",)
-    return ()
+    """The folders that are the store (stores/kinds.py): none for a database."""
+    tree = kind_of(store_kind).tree(store_path)
+    return (tree,) if tree else ()
 
 
 def base_rules(environment: Environment, session_dir: str) -> list:

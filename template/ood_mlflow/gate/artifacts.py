@@ -31,7 +31,7 @@ import json
 import os
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse, urlunparse
 
-from ..stores.uri import DIRECTORY, SQLITE
+from ..stores.kinds import kind_of
 from . import request_json
 from .routes import LOGGED_MODEL, MODEL_VERSION, RUN, TRACE
 
@@ -40,8 +40,7 @@ NOT_LOCAL = "not a path on this cluster"
 
 def allowed_roots(store_kind: str, store_path: str, artifact_root: str, site_roots=()) -> tuple:
     """The real paths under which artifacts may be read or written."""
-    # A database (PostgreSQL) has no tree of its own: only its artifact roots.
-    tree = {SQLITE: os.path.dirname(store_path), DIRECTORY: store_path}.get(store_kind, "")
+    tree = kind_of(store_kind).tree(store_path)  # "" for a database: only its artifact roots
     roots = [tree, artifact_root] + [str(r) for r in site_roots]
     return tuple(dict.fromkeys(os.path.realpath(r) for r in roots if r))
 

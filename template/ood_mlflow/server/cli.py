@@ -9,7 +9,8 @@ node sees in `ps`.
 
 from __future__ import annotations
 
-from ..stores.uri import DIRECTORY, directory_url
+from ..stores.kinds import kind_of
+from ..stores.uri import directory_url
 
 APP_NAME = "ood-gate"
 GATE_APP = "ood_mlflow.gate.app:create_app"  # what the ood-gate entry point names (ood_mlflow-*.dist-info)
@@ -57,7 +58,5 @@ def server_environment(store_kind: str, backend_uri: str = "") -> dict:
     }
     if backend_uri:
         env["MLFLOW_BACKEND_STORE_URI"] = backend_uri
-    if store_kind == DIRECTORY:
-        # MLflow 3.13+ refuses directory stores without this opt-in.
-        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    env.update(kind_of(store_kind).server_environment)  # a directory store's opt-in (stores/kinds.py says why)
     return env

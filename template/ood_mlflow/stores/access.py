@@ -1,24 +1,56 @@
 """How to open a store, given what the user chose on the form (pure).
 
-Store access choices (form field mlflow_store_access):
-  write      the default: open the store as it is, if MLflow will not change its schema;
-  read_only  browse only: the gate refuses every change, and an SQLite store is opened
-             read-only or, when its schema differs or it is in WAL mode, as a node-local
-             copy (upgraded if it is older), so the original is never written;
-  upgrade    migrate an older SQLite store's schema in place, after a backup copy;
-  convert    copy a directory store into an SQLite file beside it (MLflow's
-             migrate-filestore) and serve that file.
-A PostgreSQL store is served only at its own schema (postgres_action); read-only
-is then enforced by the database server itself.
+The Store access modes (form field mlflow_store_access) are declared once, in ACCESS_MODES: the form's
+options (form.yml.erb), bin/launch-local's --access and the settings' check follow it, and
+tests/test_access_modes.py keeps the form and the launcher's help to it. A PostgreSQL store is served only at
+its own schema (postgres_action); read-only is then enforced by the database server itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..errors import LaunchError
+from .kinds import DIRECTORY, KINDS, POSTGRESQL, SQLITE, kind_of
 from .schema import NEWER, NOT_MLFLOW, OLDER, SAME
 
 WRITE, READ_ONLY, UPGRADE, CONVERT = "write", "read_only", "upgrade", "convert"
-ACCESS_CHOICES = (WRITE, READ_ONLY, UPGRADE, CONVERT)
+
+
+@dataclass(frozen=True)
+class AccessMode:
+    value: str  # the form's option value, the session's `access`, bin/launch-local's --access
+    label: str  # the form's option text
+    does: str  # what the session does with the store
+    writes_store: bool  # whether the session may change the store (if not, the gate refuses every change)
+    kinds: tuple  # the store kinds it may be chosen for
+    closes_slurm_runs: bool  # whether the session may close runs whose Slurm job ended (the form hides the box)
+
+
+ALL_KINDS = tuple(kind.name for kind in KINDS)
+ACCESS_MODES = (  # the first is the default
+    AccessMode(WRITE, "Read and write", "open the store as it is, if MLflow will not change its schema",
+               writes_store=True, kinds=ALL_KINDS, closes_slurm_runs=True),
+    AccessMode(READ_ONLY, "Read-only: browse, change nothing",
+               "browse only: the gate refuses every change, and the store is opened read-only as its kind allows "
+               "(stores/kinds.py), for an SQLite store maybe as a node-local copy, so the store is never written",
+               writes_store=False, kinds=ALL_KINDS, closes_slurm_runs=False),
+    # On a store at this MLflow's schema it is Read and write; an older PostgreSQL store is left to its owner.
+    AccessMode(UPGRADE, "Upgrade an older SQLite store to this MLflow version (backup first)",
+               "migrate an older SQLite store's schema in place, after a backup copy",
+               writes_store=True, kinds=ALL_KINDS, closes_slurm_runs=False),
+    # The directory is only read; the SQLite file made from it is served as it is.
+    AccessMode(CONVERT, "Convert a directory store to SQLite (faster; MLflow 3.x)",
+               "copy a directory store into an SQLite file beside it (MLflow's migrate-filestore) and serve that file",
+               writes_store=True, kinds=(DIRECTORY,), closes_slurm_runs=False),
+)
+ACCESS_CHOICES = tuple(mode.value for mode in ACCESS_MODES)
+_BY_VALUE = {mode.value: mode for mode in ACCESS_MODES}
+
+
+def access_mode(value: str) -> AccessMode:
+    """The entry for a Store access value (KeyError for one this app does not know: settings refuses it)."""
+    return _BY_VALUE[value]
 
 SERVE = "serve"  # open the store itself
 SERVE_READ_ONLY = "serve-read-only"  # open the SQLite file in SQLite's read-only mode
@@ -36,11 +68,7 @@ def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, vers
             "Give the .db file your training code logs to",
         )
     if state == NEWER:
-        raise LaunchError(
-            f"The SQLite store {path!r} was written by a newer MLflow than {version} "
-            f"(its schema revision {found} is unknown to {version}, which expects {expected})",
-            "Choose the MLflow version your training jobs use (or a newer one) on the form",
-        )
+        raise newer_schema(SQLITE, path, version, found, expected)
     if access == READ_ONLY:
         if state == SAME and not wal:
             return SERVE_READ_ONLY
@@ -55,6 +83,16 @@ def sqlite_action(access: str, state: str, wal: bool, path: str, revisions, vers
         f"write to it",
         "Choose the MLflow version your training jobs use; or choose Store access 'Read-only' (you see an "
         "upgraded copy, the store is not changed) or 'Upgrade an older SQLite store' (a backup copy is made first)",
+    )
+
+
+def newer_schema(kind: str, location: str, version: str, found: str, expected: str) -> LaunchError:
+    """The refusal of a store of a schema revision this MLflow does not know, in every access mode: it cannot
+    migrate the store down, so not even a copy of it would open."""
+    return LaunchError(
+        f"The {kind_of(kind).message_name} {location!r} was written by a newer MLflow than {version} "
+        f"(its schema revision {found} is unknown to {version}, which expects {expected})",
+        "Choose the MLflow version your training jobs use (or a newer one) on the form",
     )
 
 
@@ -76,11 +114,7 @@ def postgres_action(access: str, has_tables: bool, state: str, uri: str, revisio
         raise LaunchError(f"The PostgreSQL database {uri!r} holds tables but no MLflow store (it has no "
                           f"alembic_version table)", "Give the database your training code logs to")
     if state == NEWER:
-        raise LaunchError(
-            f"The PostgreSQL store {uri!r} was written by a newer MLflow than {version} "
-            f"(its schema revision {found} is unknown to {version}, which expects {expected})",
-            "Choose the MLflow version your training jobs use (or a newer one) on the form",
-        )
+        raise newer_schema(POSTGRESQL, uri, version, found, expected)
     if state == SAME:
         return SERVE_READ_ONLY if access == READ_ONLY else SERVE
     upgrade_by_hand = (f"to upgrade it, when no job writes to it, back it up and migrate it by hand: "

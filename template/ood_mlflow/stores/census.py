@@ -25,11 +25,9 @@ and step, which the SQL store's primary key refuses: check its exit status first
 from __future__ import annotations
 
 import os
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, fields
-from urllib.parse import quote
 
+from .sqlite import connect_read_only
 from .walk import entries, walk
 
 PROGRESS_EVERY = 200
@@ -78,8 +76,7 @@ def sqlite_census(db_path: str) -> Census:
     The tool leaves the file in WAL mode, so even this read-only connection
     leaves an empty -wal and a -shm file beside it, for the caller to remove.
     """
-    uri = "file:" + quote(db_path, safe="/") + "?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+    with connect_read_only(db_path) as db:
         def count(table: str) -> int:
             return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         return Census(experiments=count("experiments"), runs=count("runs"), params=count("params"),

@@ -7,32 +7,32 @@ these checks a mistyped path would give the user an empty UI and leave a new
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 
 from ..errors import LaunchError
-from .uri import DIRECTORY, SQLITE, Store
+from .kinds import DIRECTORY, SQLITE
+from .uri import Store
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def check_store(store: Store) -> Store:
-    """Return the store to open (an SQLite file given as a plain path stays SQLite), or raise."""
-    _must_exist(store.path)
-    mode = os.stat(store.path).st_mode
+    """Return the directory or SQLite store to open, or raise: a file whose name says directory but whose
+    header says SQLite is opened as the SQLite store it is."""
+    path = store.location
+    _must_exist(path)
+    mode = os.stat(path).st_mode
     if store.kind == DIRECTORY and stat.S_ISREG(mode):
-        if _is_sqlite(store.path):
-            store = Store(SQLITE, store.path)
-        else:
+        if not _is_sqlite(path):
             raise LaunchError(
-                f"{store.path!r} is a file, but neither an MLflow directory store nor an SQLite database",
+                f"{path!r} is a file, but neither an MLflow directory store nor an SQLite database",
                 "Give the directory your training code logs to (mlflow.set_tracking_uri), "
                 "or the .db file for an SQLite store",
             )
-    if store.kind == DIRECTORY:
-        _check_directory_store(store.path, mode)
-    else:
-        _check_sqlite_file(store.path, mode)
+        store = dataclasses.replace(store, kind=SQLITE)
+    CHECKS[store.kind](path, mode)
     return store
 
 
@@ -123,3 +123,7 @@ def _is_sqlite(path: str) -> bool:
             return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return False
+
+
+# Each file-system kind's own check (a database is checked by connecting to it: postgres.inspect).
+CHECKS = {DIRECTORY: _check_directory_store, SQLITE: _check_sqlite_file}

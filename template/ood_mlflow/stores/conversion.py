@@ -37,7 +37,7 @@ from ..confinement import confined_tool
 from ..errors import LaunchError
 from .census import differences, directory_census, sqlite_census
 from .checks import SQLITE_MAGIC
-from .sqlite import read_only_uri
+from .sqlite import connect_read_only
 from .uri import URL_SPECIAL
 from .walk import META, walk
 
@@ -65,7 +65,7 @@ def directory_runs(store_path: str) -> tuple:
 def holds_runs(db_path: str, run_ids: set) -> bool:
     """True if `db_path` is an MLflow SQLite store with every one of `run_ids` (a conversion of them)."""
     try:
-        with closing(sqlite3.connect(read_only_uri(db_path), uri=True, timeout=10)) as db:
+        with connect_read_only(db_path) as db:
             found = {row[0] for row in db.execute("SELECT run_uuid FROM runs")}
             db.execute("SELECT version_num FROM alembic_version").fetchall()
     except sqlite3.DatabaseError:

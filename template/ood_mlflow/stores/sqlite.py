@@ -13,16 +13,18 @@ import shutil
 import sqlite3
 import tempfile
 from contextlib import closing
-from urllib.parse import quote
 
 from ..errors import LaunchError
+from .uri import sqlite_uri_filename
 
+# How long a read waits for a training job's write lock before the launch says the store stays locked.
 LOCK_WAIT_SECONDS = 10
 
 
-def read_only_uri(path: str) -> str:
-    """An SQLite URI filename that opens `path` read-only."""
-    return "file:" + quote(path, safe="/") + "?mode=ro"
+def connect_read_only(path: str, **options):
+    """A connection, closed on leaving its `with`, that can only read the SQLite file `path`."""
+    return closing(sqlite3.connect(sqlite_uri_filename(path, read_only=True), uri=True, timeout=LOCK_WAIT_SECONDS,
+                                   **options))
 
 
 def is_wal(path: str) -> bool:
@@ -35,7 +37,7 @@ def is_wal(path: str) -> bool:
 def schema_revisions(path: str) -> set:
     """The alembic revisions the store records (empty for an SQLite file that is no MLflow store)."""
     try:
-        with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=LOCK_WAIT_SECONDS)) as db:
+        with connect_read_only(path) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if "alembic_version" not in tables:
                 return set()
@@ -67,8 +69,7 @@ def copy_database(source: str, target: str) -> None:
 
 
 def _copy_into(source: str, fd: int, folder: str) -> None:
-    with closing(sqlite3.connect(read_only_uri(source), uri=True, timeout=LOCK_WAIT_SECONDS,
-                                 isolation_level=None)) as src:
+    with connect_read_only(source, isolation_level=None) as src:
         if is_wal(source):
             work = tempfile.mkdtemp(prefix=".ood-mlflow-copying-", dir=folder)  # 0700: no one else reaches it
             try:

@@ -21,14 +21,21 @@ from typing import Optional
 from urllib.parse import quote, unquote
 
 from ..errors import LaunchError
+from .kinds import DIRECTORY, POSTGRESQL, SQLITE, kind_for_path, kind_of
 from .postgres_uri import PostgresTarget, is_postgres, parse_postgres
 
-SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-KNOWN_SCHEMES = ("file", "sqlite")
-DIRECTORY, SQLITE, POSTGRESQL = "directory", "sqlite", "postgresql"  # the kinds of store
 # Characters a URL reader cuts at or decodes: SQLAlchemy cuts an SQLite path at `?`
 # (2.1 also percent-decodes it), MLflow percent-decodes directory paths.
 URL_SPECIAL = frozenset("?#%")
+# SQLite's URI parameter that opens a file read-only: nothing can write it, create a journal beside it or
+# change its journal mode.
+SQLITE_READ_ONLY = "mode=ro"
+
+
+def sqlite_uri_filename(path: str, read_only: bool = False) -> str:
+    """An SQLite URI filename (`file:` with %-escapes) for exactly the file `path`, read-only if asked;
+    sqlite3.connect needs uri=True for it."""
+    return "file:" + quote(path, safe="/") + (f"?{SQLITE_READ_ONLY}" if read_only else "")
 
 
 def sqlite_url(path: str, read_only: bool = False, decodes_percent: bool = True) -> str:
@@ -40,10 +47,10 @@ def sqlite_url(path: str, read_only: bool = False, decodes_percent: bool = True)
     part before SQLite sees it (`decodes_percent`)."""
     if not read_only and not URL_SPECIAL & set(path):
         return "sqlite:///" + path
-    filename = "file:" + quote(path, safe="/")
+    filename = sqlite_uri_filename(path)
     if decodes_percent:
         filename = quote(filename, safe="/:")
-    return f"sqlite:///{filename}?{'mode=ro&' if read_only else ''}uri=true"
+    return f"sqlite:///{filename}?{SQLITE_READ_ONLY + '&' if read_only else ''}uri=true"
 
 
 def directory_url(path: str) -> str:
@@ -57,30 +64,28 @@ class StoreUriError(LaunchError):
 
 @dataclass(frozen=True)
 class Store:
+    """One tracking store: its kind (stores.kinds) and where it is.
+
+    `location` is what the card shows and training code gives `mlflow.set_tracking_uri`: for a directory or an
+    SQLite file its absolute, normalised path; for a PostgreSQL database its URI, never with a password
+    (`database` then holds its parts)."""
+
     kind: str  # DIRECTORY, SQLITE or POSTGRESQL
-    path: str  # absolute, normalised file-system path; for POSTGRESQL the database's URI (no password)
+    location: str
     database: Optional[PostgresTarget] = None  # POSTGRESQL only
 
     def backend_uri(self, decodes_percent: bool = True) -> str:
-        """What `mlflow server --backend-store-uri` gets, and training code gives
-        `mlflow.set_tracking_uri` (the same MLflow environment, the same SQLAlchemy)."""
+        """What `mlflow server --backend-store-uri` gets for a directory or SQLite store, and training code gives
+        `mlflow.set_tracking_uri` (the same MLflow environment, the same SQLAlchemy). A database's URL depends
+        on the driver the environment has: PostgresTarget.sqlalchemy_url."""
         if self.kind == SQLITE:
-            return sqlite_url(self.path, decodes_percent=decodes_percent)
-        return directory_url(self.path)
+            return sqlite_url(self.location, decodes_percent=decodes_percent)
+        return directory_url(self.location)
 
     @property
     def default_artifact_root(self) -> str:
-        """Where experiments created in the UI keep artifacts: beside the store.
-
-        A directory store keeps them inside itself, as MLflow's own client does;
-        an SQLite file gets `mlartifacts` next to it; a database has no folder
-        (preflight gives it the user's `~/mlartifacts`).
-        """
-        if self.kind == POSTGRESQL:
-            return ""
-        if self.kind == SQLITE:
-            return posixpath.join(posixpath.dirname(self.path), "mlartifacts")
-        return self.path
+        """Where experiments created in the UI keep artifacts: beside the store ("" for a database)."""
+        return kind_of(self.kind).artifact_root(self.location)
 
 
 EXAMPLE_STORE = "/path/to/project/mlruns"  # site key examples.store replaces it in messages
@@ -108,8 +113,7 @@ def parse_store(value: str, home: str = "", example: str = EXAMPLE_STORE) -> Sto
     if "://" in text or text.startswith(("file:", "sqlite:")):
         return _parse_uri(text, example)
     path = _absolute(text, home, original=text, example=example)
-    kind = SQLITE if path.lower().endswith(SQLITE_SUFFIXES) else DIRECTORY
-    return Store(kind, path)
+    return Store(kind_for_path(path), path)
 
 
 def _parse_uri(text: str, example: str) -> Store:

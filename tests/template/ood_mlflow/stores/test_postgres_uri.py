@@ -18,7 +18,7 @@ from ood_mlflow.stores.uri import POSTGRESQL, parse_store
 ])
 def test_accepted(typed, shown, driver):
     store = parse_store(typed)
-    assert (store.kind, store.path, store.database.driver) == (POSTGRESQL, shown, driver)
+    assert (store.kind, store.location, store.database.driver) == (POSTGRESQL, shown, driver)
 
 
 @pytest.mark.parametrize("typed,words", [
