@@ -103,6 +103,6 @@ else
 fi
 # pytest runs as root, so this one may live on any interpreter.
 ensure_venv venv-tests root \
-  'import pytest, selenium, yaml' \
-  pytest selenium pyyaml
+  'import importlib.metadata as m, pytest, selenium, yaml, sys; sys.exit(m.version("ruff") != "0.17.6")' \
+  pytest selenium pyyaml 'ruff==0.17.6'
 echo "install-deps: done"

@@ -209,9 +209,11 @@ def load(label, launch, store, apache, proxy_type, clients: int, rounds: int, ar
 def load_table(results: dict) -> str:
     lines = [f"MLflow {results['mlflow']}, {results['machine']}, SQLite store of {results['runs']} runs, "
              f"{results['clients']} clients x {results['rounds']} rounds (runs/search + get-history), "
-             f"{results['artifact_mb']} MiB artifact at the same time, {results['cores']} core(s) asked for, the job pinned to as many (at most the machine's)",
+             f"{results['artifact_mb']} MiB artifact at the same time, {results['cores']} core(s) asked for, "
+             f"the job pinned to as many (at most the machine's)",
              "",
-             "| launch | search p50 / p95 (ms) | history p50 / p95 (ms) | failed | wall (s) | artifact MB/s alone / under load, whole "
+             "| launch | search p50 / p95 (ms) | history p50 / p95 (ms) | failed | wall (s) "
+             "| artifact MB/s alone / under load, whole "
              "| PSS ready / peak / after (MB) | RSS ready / peak / after (MB) |",
              "|---|---|---|---|---|---|---|---|"]
     for label, r in results["launches"].items():
@@ -219,7 +221,8 @@ def load_table(results: dict) -> str:
         lines.append(
             f"| {label} | {r['search']['p50']:.0f} / {r['search']['p95']:.0f} | {r['history']['p50']:.0f} / "
             f"{r['history']['p95']:.0f} | {r['search']['failed'] + r['history']['failed']} of "
-            f"{r['search']['count'] + r['history']['count']} | {r['wall_s']:.1f} | {r['artifact']['alone_mb_per_s']:.0f} / {r['artifact']['mb_per_s']:.0f}, "
+            f"{r['search']['count'] + r['history']['count']} | {r['wall_s']:.1f} | "
+            f"{r['artifact']['alone_mb_per_s']:.0f} / {r['artifact']['mb_per_s']:.0f}, "
             f"{'yes' if r['artifact']['whole'] else 'NO'} | {m['ready'][0]:.0f} / {m['peak'][0]:.0f} / "
             f"{m['after'][0]:.0f} | {m['ready'][1]:.0f} / {m['peak'][1]:.0f} / {m['after'][1]:.0f} |")
     launches = results["launches"]

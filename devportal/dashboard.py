@@ -26,7 +26,8 @@ body {{ font-family: "DejaVu Sans", sans-serif; margin: 2em; background: #f5f5f5
 .card-header {{ background: #e8f0e8; padding: .6em 1em; border-bottom: 1px solid #ccc; }}
 .card-body {{ padding: 1em; }}
 .badge {{ background: #2a7a2a; color: #fff; border-radius: 4px; padding: .1em .5em; font-size: .85em; }}
-.btn-primary {{ background: #0d6efd; color: #fff; border: 0; border-radius: 4px; padding: .5em 1em; font-size: 1em; cursor: pointer; }}
+.btn-primary {{ background: #0d6efd; color: #fff; border: 0; border-radius: 4px; padding: .5em 1em; font-size: 1em;
+  cursor: pointer; }}
 code {{ background: #f0f0f0; padding: .1em .3em; }}
 .alert-danger {{ background: #f8d7da; color: #58151c; padding: .6em; border-radius: 4px; }}
 </style></head>
@@ -83,7 +84,8 @@ body {{ font-family: "DejaVu Sans", sans-serif; margin: 2em; background: #f5f5f5
 input, select {{ width: 100%; padding: .4em; font-size: 1em; box-sizing: border-box; }}
 .help {{ color: #555; font-size: .9em; }} .help p {{ margin: .3em 0; }}
 code {{ background: #eaeaea; padding: .1em .3em; }}
-.btn-primary {{ background: #0d6efd; color: #fff; border: 0; border-radius: 4px; padding: .6em 1.2em; font-size: 1em; width: auto; }}
+.btn-primary {{ background: #0d6efd; color: #fff; border: 0; border-radius: 4px; padding: .6em 1.2em; font-size: 1em;
+  width: auto; }}
 </style></head>
 <body><h1>{title}</h1>
 <form>{fields}

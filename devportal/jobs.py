@@ -115,7 +115,8 @@ class LocalJob(Job):
             os.chown(self.session.output_log, entry.pw_uid, entry.pw_gid)
             os.chown(script_file, entry.pw_uid, entry.pw_gid)
         self.proc = subprocess.Popen(
-            as_user(user, ["/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in env.items()] + ["/bin/bash", str(script_file)]),
+            as_user(user, ["/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in env.items()]
+                    + ["/bin/bash", str(script_file)]),
             cwd=self.session.staged_root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None,
         )
@@ -173,7 +174,8 @@ class SlurmJob(Job):
         return self
 
     def state(self) -> str:
-        proc = subprocess.run(["squeue", "-h", "-j", self.job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(["squeue", "-h", "-j", self.job_id, "-o", "%T"], capture_output=True, text=True,
+                              timeout=30)
         return proc.stdout.strip()
 
     def finished(self) -> bool:

@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     apache = OodApache(work / "apache", args.port, portal_host="localhost", docroot=make_docroot(),
                        remote_user=user)
     try:
-        print(f"Session {session.id} for {user}: {'Slurm job ' + job.job_id if use_slurm else 'job script run directly'}")
+        how = "Slurm job " + job.job_id if use_slurm else "job script run directly"
+        print(f"Session {session.id} for {user}: {how}")
         print(f"Store: {store}\nWaiting for MLflow to start (output: {session.output_log}) ...", flush=True)
         try:
             job.wait_running(timeout=300)

@@ -66,7 +66,8 @@ def pgpass(user: str = OWNER) -> Path:
 
 
 def researcher_password(user: str = OWNER) -> str:
-    """The password start-postgres.sh gave `user`'s role: this cluster's line of their ~/.pgpass (it may hold others)."""
+    """The password start-postgres.sh gave `user`'s role: this cluster's line of their ~/.pgpass (which may hold
+    others)."""
     line = f"{HOST}:{PORT}:*:{user}:"
     found = [entry[len(line):] for entry in pgpass(user).read_text().splitlines() if entry.startswith(line)]
     assert len(found) == 1, f"{pgpass(user)} has {len(found)} lines for this cluster"

@@ -34,7 +34,8 @@ SHOTS = Path(__file__).resolve().parent / "artifacts" / "journeys"
 # (store kind, MLflow major, proxy, Dex, environment): "plain" is the test venv, "module" a container module's.
 MATRIX = [(kind, "3", proxy, dex, "plain") for kind in ("sqlite", "file") for proxy in ("rnode", "node")
           for dex in (False, True)] + [("sqlite", "2", "rnode", False, "plain"),
-                                       ("postgresql", "3", "rnode", False, "plain"), ("sqlite", "3", "rnode", False, "module")]
+                                       ("postgresql", "3", "rnode", False, "plain"),
+                                       ("sqlite", "3", "rnode", False, "module")]
 
 
 def journey_name(kind, major, proxy, dex, env) -> str:
@@ -78,7 +79,8 @@ def assert_nothing_covers(browser, text):
         if (!item) return 'not found';
         const box = item.getBoundingClientRect();
         const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
-        return item.contains(top) || (top && top.contains(item)) ? '' : (top ? top.outerHTML.slice(0, 200) : 'nothing');""",
+        return item.contains(top) || (top && top.contains(item)) ? ''
+            : (top ? top.outerHTML.slice(0, 200) : 'nothing');""",
         text)
     assert not covered, f"something covers {text!r}: {covered}"
 
@@ -102,7 +104,8 @@ def assert_first_screen(browser, major):
     assert not dialogs, f"a dialog opened over the first screen: {dialogs}"
     assert_nothing_covers(browser, "demo-classifier")
     if major == "3":  # MLflow 3.x's home page opens on what the session offers
-        assert "mlflow assistant" not in shown.lower(), "the Assistant panel opened, for an assistant the session refuses"
+        assert "mlflow assistant" not in shown.lower(), \
+            "the Assistant panel opened, for an assistant the session refuses"
         assert "Information about UI telemetry" not in shown, "a notice about telemetry the session switched off"
         assert "Start Demo" not in shown, "Start Demo would write sample experiments into the researcher's store"
 

@@ -101,7 +101,7 @@ def test_the_time_limit_leaves_nothing_and_the_card_says_why(launch, site_config
     """Both environments at once (the time limit costs a minute each): Slurm ends the job at a limit an
     administrator lowered, so the form's hours (1) are not when it ends."""
     sessions = {env: read_only_copy_session(launch, site_config, "slurm", env) for env in ENVIRONMENTS}
-    for env, (job, plan) in sessions.items():
+    for job, _plan in sessions.values():
         minutes = int(time.monotonic() - job.started) // 60 + 1  # the soonest limit the job has not passed
         subprocess.run(["scontrol", "update", f"JobId={job.job_id}", f"TimeLimit={minutes}"], check=True,
                        timeout=30)

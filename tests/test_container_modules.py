@@ -40,8 +40,8 @@ def parents(pid: int) -> list:
 
 
 def session_through_the_module(launch, site_config, store: str, major: str = "3", access: str = "write", **extra):
-    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": access}, module_site(site_config, major, **extra),
-                 runner="slurm")
+    job = launch({"mlflow_tracking_uri": store, "mlflow_store_access": access},
+                 module_site(site_config, major, **extra), runner="slurm")
     client = SessionClient(job.wait_running(timeout=240))
     client.login()
     plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())

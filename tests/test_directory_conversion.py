@@ -101,8 +101,9 @@ def test_convert_then_reuse(launch, site_config, users, store_major):
 
     client.login()
     assert client.run_names() == ["run-00000", "run-00001"]  # run-00002 was deleted
-    run_id = client.api("POST", "runs/search", {"experiment_ids": [client.experiment_id()],
-                                                "filter": "attributes.run_name = 'run-00000'"})[1]["runs"][0]["info"]["run_id"]
+    found = client.api("POST", "runs/search", {"experiment_ids": [client.experiment_id()],
+                                               "filter": "attributes.run_name = 'run-00000'"})[1]
+    run_id = found["runs"][0]["info"]["run_id"]
     status, _, body = client.request("GET", "/get-artifact?" + urlencode({"run_uuid": run_id, "path": "notes.txt"}))
     assert status == 200 and body.startswith(b"Notes for run-00000"), "artifacts stay in the directory and are served"
     status, models = client.api("GET", "registered-models/search")

@@ -67,7 +67,8 @@ def test_starting_a_trace_is_not_offered(launch, site_config, victim):
     client = session(launch, site_config, store, "3")
     trace = {"trace": {"trace_info": {
         "trace_id": str(victim / "planted"), "request_time": "2026-01-01T00:00:00Z", "state": "OK",
-        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": client.experiment_id()}}}}}
+        "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                           "mlflow_experiment": {"experiment_id": client.experiment_id()}}}}}
     status, _, body = client.request("POST", "/ajax-api/3.0/mlflow/traces", json.dumps(trace),
                                      {"Content-Type": "application/json"})
     assert status == 403 and b"switched off in Open OnDemand sessions" in body, (status, body[:300])

@@ -84,7 +84,8 @@ def test_a_trace_id_that_is_a_path_creates_nothing_outside_the_store(launch, sit
     target = home / ".bashrc.d" / "planted"
     trace = {"trace": {"trace_info": {
         "trace_id": str(target), "request_time": "2026-01-01T00:00:00Z", "state": "OK",
-        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": client.experiment_id()}}}}}
+        "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                           "mlflow_experiment": {"experiment_id": client.experiment_id()}}}}}
     client.request("POST", "/ajax-api/3.0/mlflow/traces", json.dumps(trace), {"Content-Type": "application/json"})
     assert not (home / ".bashrc.d").exists(), "start-trace made a folder in the owner's home"
     assert_confined(client)

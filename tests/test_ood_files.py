@@ -47,7 +47,8 @@ def test_manifest_is_a_batch_connect_app():
 
 
 def test_the_sites_examples_replace_the_neutral_ones(site_config):
-    form = render_form(site_config("3", examples={"project": "project_2001234", "store": "/scratch/project_2001234/mlruns"}))
+    examples = {"project": "project_2001234", "store": "/scratch/project_2001234/mlruns"}
+    form = render_form(site_config("3", examples=examples))
     store = form["attributes"]["mlflow_tracking_uri"]
     assert store["placeholder"] == "/scratch/project_2001234/mlruns"
     assert "`/scratch/project_2001234/mlruns.db`" in store["help"]
@@ -113,8 +114,11 @@ def test_a_wrong_site_configuration_is_reported_readably(site_config, config, wo
 
 
 def test_postgres_help_follows_the_site(site_config):
-    help_text = lambda config: render_form(config)["attributes"]["mlflow_tracking_uri"]["help"]
-    assert "postgresql://user@host:5432/dbname" in help_text(site_config("3")) and "~/.pgpass" in help_text(site_config("3"))
+    def help_text(config):
+        return render_form(config)["attributes"]["mlflow_tracking_uri"]["help"]
+
+    assert "postgresql://user@host:5432/dbname" in help_text(site_config("3"))
+    assert "~/.pgpass" in help_text(site_config("3"))
     assert "postgresql" not in help_text(site_config("3", postgresql={"allowed": False}))
 
 
@@ -193,7 +197,8 @@ def test_staged_session_matches_what_the_job_expects(tmp_path, site_config):
 
 def write_connection(session, proxy="rnode"):
     session.connection_file.write_text(
-        f"mlflow_proxy: {proxy}\nhost: c1234.cluster\nport: 43210\npassword: Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0h\n")
+        f"mlflow_proxy: {proxy}\nhost: c1234.cluster\nport: 43210\n"
+        "password: Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0h\n")
 
 
 @pytest.mark.parametrize("proxy", ["rnode", "node"])
@@ -204,7 +209,8 @@ def test_view_survives_markdown_and_posts_the_secret(tmp_path, proxy):
     page = Elements(html)
     form = page.first("form")
     assert form, f"no <form> left after OOD's Markdown pass:\n{html}"
-    assert not {"pre", "code", "p"} & set(form[2]), f"Markdown wrapped the form in {form[2]}: the view has an indented or split block"
+    assert not {"pre", "code", "p"} & set(form[2]), \
+        f"Markdown wrapped the form in {form[2]}: the view has an indented or split block"
     assert page.found[0][0] == "form", "the Connect form must be the view's first element"
     assert form[1]["action"] == f"/{proxy}/c1234.cluster/43210/login"
     assert form[1]["method"] == "post"
@@ -255,13 +261,15 @@ def test_completed_card_shows_why_the_session_ended(tmp_path):
     session = stage({"mlflow_tracking_uri": "/x"}, dataroot=tmp_path)
     error = "ERROR: The store <x> does not exist. Fix: check it."
     (session.staged_root / "job_messages").write_text(error + "\n")
-    session.output_log.write_text(f"Script starting...\n{error}\nERROR:root:Your session expired, log in at evil.example\n"
+    session.output_log.write_text(f"Script starting...\n{error}\n"
+                                  "ERROR:root:Your session expired, log in at evil.example\n"
                                   "Cleaning up...\n")
     html = session.render_completed()
     assert "ERROR: The store &lt;x&gt; does not exist. Fix: check it." in html
     assert "evil.example" not in html, "the card showed a line MLflow logged, not one the job wrote"
     (session.staged_root / "job_messages").unlink()
-    session.output_log.write_text("slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***\n")
+    session.output_log.write_text(
+        "slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***\n")
     assert "time limit" in session.render_completed()
     session.output_log.write_text("slurmstepd: error: *** JOB 5 ON c1 CANCELLED AT 2026-01-01T00:00:00 ***\n")
     assert "stopped before its time ran out" in session.render_completed()

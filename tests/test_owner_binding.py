@@ -63,8 +63,8 @@ def test_only_the_owner_through_the_trusted_portal(launch, site_config, stores, 
     cookie = headers["Set-Cookie"]
     assert f"; Path={base};" in cookie and cookie.count("Path=") == 1, cookie
     # The gate names that path itself: what it answers the portal's proxy, before any rewriting.
-    upstream = {"Host": f"{info['host']}:{info['port']}", "X-Forwarded-User": OWNER, "X-Forwarded-Host": mine.host_header,
-                "Content-Type": "application/x-www-form-urlencoded"}
+    upstream = {"Host": f"{info['host']}:{info['port']}", "X-Forwarded-User": OWNER,
+                "X-Forwarded-Host": mine.host_header, "Content-Type": "application/x-www-form-urlencoded"}
     status, _, set_cookie = direct(info["port"], "/login", upstream, source=PROXY_ADDRESS, method="POST",
                                    body=urlencode({"password": info["password"]}))
     assert status == 303 and f"; Path={base};" in set_cookie, set_cookie

@@ -15,7 +15,7 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["_MLFLOW_SERVER_FILE_STORE"] = f"sqlite:///{store}/mlruns.db"
 os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = f"{store}/mlartifacts"
 
-import mlflow.server  # noqa: E402
+import mlflow.server  # noqa: E402, F401 -- the import under test, before the handlers
 from mlflow.protos.service_pb2 import SearchRuns  # noqa: E402
 from mlflow.server import handlers  # noqa: E402
 
@@ -41,4 +41,5 @@ try:
     from mlflow.server import auth
 except ImportError as error:
     auth = error
-print(json.dumps({"imports": imports, "ms_per_search": round(spent, 2), "auth": getattr(auth, "__doc__", None) or repr(auth)}))
+print(json.dumps({"imports": imports, "ms_per_search": round(spent, 2),
+                  "auth": getattr(auth, "__doc__", None) or repr(auth)}))

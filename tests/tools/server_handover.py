@@ -103,7 +103,7 @@ def parse_server_command(command: list) -> dict:
     """[python, -m, uvicorn|gunicorn, ...] as the keywords that server's own parser makes of it."""
     kind, args = command[2], command[3:]
     if kind == "uvicorn":
-        import uvicorn.main
+        import uvicorn.main  # noqa: F401 -- loads the module; its name is shadowed by the click command
 
         module = sys.modules["uvicorn.main"]  # the name uvicorn.main is its click command
         got = {}

@@ -30,7 +30,8 @@ ANSWERS = {
 
 
 def stand_in(names: tuple) -> types.ModuleType:
-    module = types.ModuleType(MODULE, "Open OnDemand session: MLflow's basic auth is off (ood_mlflow.server.auth_stand_in)")
+    module = types.ModuleType(MODULE, "Open OnDemand session: MLflow's basic auth is off "
+                                      "(ood_mlflow.server.auth_stand_in)")
     for name in names:
         setattr(module, name, ANSWERS[name])
     return module
@@ -49,5 +50,5 @@ def install(names: tuple, importer=importlib.import_module) -> bool:
     sys.modules[MODULE] = module
     package = sys.modules.get("mlflow.server")
     if package is not None:
-        setattr(package, "auth", module)  # `from mlflow.server import auth` looks here first
+        package.auth = module  # `from mlflow.server import auth` looks here first
     return True

@@ -1,4 +1,4 @@
-"""What the MLflow installed in the chosen software environment offers: its version, whether it can serve and convert."""
+"""What the MLflow in the chosen software environment offers: its version, whether it can serve and convert."""
 
 from __future__ import annotations
 

@@ -115,7 +115,8 @@ def convert(store_path: str, target: str, report_progress, size: int = 0) -> dic
     folder = os.path.dirname(target)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise LaunchError(f"The directory store cannot be converted: you cannot write to {folder!r}, where "
-                          f"the SQLite file would go", "Ask the folder's owner, or choose Store access 'Read and write'")
+                          f"the SQLite file would go",
+                          "Ask the folder's owner, or choose Store access 'Read and write'")
     if URL_SPECIAL & set(target):
         raise LaunchError(f"MLflow's converter cannot write to {target!r}: the path has ?, # or %, which it "
                           f"reads as part of a URL", "Rename the folder or the store so its path has none of them")

@@ -79,8 +79,9 @@ def connection_error(target: PostgresTarget, error: Exception) -> LaunchError:
         return LaunchError(f"The PostgreSQL server {server} has no database {target.dbname!r} ({text})",
                            "Check the database name in the tracking URI: it must be the one your training jobs "
                            "log to (your database service lists your databases)")
-    if code in LOGIN_REFUSED or any(s in lower for s in ("password authentication failed", "no password supplied",
-                                                         "authentication failed", "pg_hba.conf")) or ('role "' in lower and "does not exist" in lower):
+    login_words = ("password authentication failed", "no password supplied", "authentication failed", "pg_hba.conf")
+    no_role = 'role "' in lower and "does not exist" in lower
+    if code in LOGIN_REFUSED or any(s in lower for s in login_words) or no_role:
         return LaunchError(f"The PostgreSQL server {server} refused the login of {who} to {target.dbname!r} ({text})",
                            f"Check the user name in the tracking URI, and {PGPASS_FIX}")
     if any(s in lower for s in ("could not translate host name", "name or service not known")):

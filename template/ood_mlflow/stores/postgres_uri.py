@@ -97,7 +97,8 @@ def parse_postgres(text: str, example_user: str = "my_user") -> PostgresTarget:
     unknown = sorted({name for name, _ in options if name not in ALLOWED_OPTIONS})
     if unknown:
         raise LaunchError(f"The PostgreSQL URI {_shown(text)!r} has the option(s) {', '.join(unknown)}, which this "
-                          f"app does not pass on", f"Remove them; the options it accepts are {', '.join(ALLOWED_OPTIONS)}")
+                          f"app does not pass on",
+                          f"Remove them; the options it accepts are {', '.join(ALLOWED_OPTIONS)}")
     return PostgresTarget(host=parts.hostname, port=port or DEFAULT_PORT, dbname=dbname,
                           user=unquote(parts.username or ""), driver=SCHEMES[scheme], options=options)
 

@@ -227,7 +227,8 @@ def test_artifact_routes_pass_only_through_the_confinement_check(prefix):
                                 ("POST", "/ajax-api/2.0/mlflow/upload-artifact", "run"),
                                 ("GET", "/model-versions/get-artifact", "model-version"),
                                 ("GET", "/ajax-api/3.0/mlflow/get-trace-artifact", "trace"),
-                                ("GET", "/ajax-api/2.0/mlflow/logged-models/m-" + "0" * 32 + "/artifacts/files", "logged-model"),
+                                ("GET", "/ajax-api/2.0/mlflow/logged-models/m-" + "0" * 32 + "/artifacts/files",
+                                 "logged-model"),
                                 ("GET", "//get-artifact", "run")]:
         decision = gate.decide(method, prefix + path, headers)
         assert decision.action == "pass" and decision.artifact and decision.artifact.owner == owner, path
@@ -299,7 +300,8 @@ def test_start_demo_is_refused_and_explained_whatever_the_access(gate, path):
 @pytest.mark.parametrize("method,path", [
     ("POST", "/ajax-api/2.0/mlflow/experiments/create"), ("POST", "/ajax-api/2.0/mlflow/runs/set-tag"),
     ("POST", "/ajax-api/2.0/mlflow/traces/delete-traces"), ("PATCH", f"/ajax-api/3.0/mlflow/traces/tr-{HEX}/tags"),
-    ("DELETE", "/ajax-api/2.0/mlflow/registered-models/alias"), ("PATCH", f"/ajax-api/2.0/mlflow/logged-models/m-{HEX}/tags"),
+    ("DELETE", "/ajax-api/2.0/mlflow/registered-models/alias"),
+    ("PATCH", f"/ajax-api/2.0/mlflow/logged-models/m-{HEX}/tags"),
     ("POST", f"/ajax-api/3.0/mlflow/traces/tr-{HEX}/assessments"), ("POST", "/ajax-api/3.0/mlflow/datasets/create"),
 ])
 def test_read_write_sessions_pass_the_uis_writes_for_their_body_to_be_checked(method, path):

@@ -8,7 +8,8 @@ from ood_mlflow.stores.uri import Store
 
 
 def flags(argv):
-    return {argv[i]: argv[i + 1] for i in range(1, len(argv) - 1) if argv[i].startswith("--") and not argv[i + 1].startswith("--")}
+    return {argv[i]: argv[i + 1] for i in range(1, len(argv) - 1)
+            if argv[i].startswith("--") and not argv[i + 1].startswith("--")}
 
 
 @pytest.mark.parametrize("cpus,workers", [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 4)])

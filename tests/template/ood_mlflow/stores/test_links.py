@@ -87,7 +87,8 @@ def test_a_link_into_artifacts_makes_them_read_in_full(store):
 def test_which_artifacts_folders_the_tool_never_reads():
     assert unread_artifacts(("1", "0123abcd", "artifacts"))
     assert unread_artifacts((".trash", "7", "0123abcd", "artifacts"))
-    assert unread_artifacts(("1", "models", "m-1", "artifacts")) and unread_artifacts(("1", "traces", "tr-1", "artifacts"))
+    assert unread_artifacts(("1", "models", "m-1", "artifacts"))
+    assert unread_artifacts(("1", "traces", "tr-1", "artifacts"))
     assert not unread_artifacts(("1", "artifacts"))  # a run named artifacts
     assert not unread_artifacts(("1", "models", "artifacts"))  # a logged model named artifacts
     assert not unread_artifacts(("1", "0123abcd", "params", "artifacts"))  # a param named artifacts
