@@ -26,11 +26,10 @@ from .confinement import landlock
 from .confinement.rules import REQUIRED, Environment, for_server, status_line, store_tree
 from .errors import LaunchError, report
 from .server import node_local
-from .server.adapters import CLI, Choice, ServerFlags, choose
-from .server.cli import GATE_APP, HOST, server_argv, server_environment, workers_for
+from .server.adapters import CLI, Choice, choose
+from .server.cli import ServerFlags, server_environment, session_flags, workers_for
 from .session import SERVER_DIR, SESSION_DIR, Plan, read_plan, write_plan
 from .stores.kinds import POSTGRESQL
-from .stores.uri import directory_url
 
 PR_SET_PDEATHSIG = 1
 
@@ -43,10 +42,8 @@ def allocated_cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def server_flags(plan: Plan) -> ServerFlags:
-    """The settings server_argv gives the CLI as flags, for the one-import server."""
-    return ServerFlags(plan.backend_uri, plan.registry_uri, directory_url(plan.artifact_root), HOST, plan.port,
-                       plan.prefix, GATE_APP)
+def server_flags(plan: Plan, cpus: int = 1) -> ServerFlags:
+    return session_flags(plan.backend_uri, plan.artifact_root, plan.port, plan.prefix, cpus, plan.registry_uri)
 
 
 def starting_line(choice: Choice, plan: Plan, argv: list) -> str:
@@ -128,7 +125,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     plan = read_plan()
     cpus = allocated_cpus()
-    argv = server_argv(plan.backend_uri, plan.artifact_root, plan.port, plan.prefix, cpus, plan.registry_uri)
+    flags = server_flags(plan, cpus)
+    argv = flags.argv()
     env = server_environment(plan.store_kind, plan.backend_uri)
     choice = choose(plan.mlflow_version, os.environ, workers_for(cpus))
     plan = replace(plan, server=choice.path, server_reason=choice.reason)
@@ -146,7 +144,7 @@ def main() -> int:
     os.environ.update(env)
     from .server.in_process import serve
 
-    return serve(choice.adapter, server_flags(plan), choice.workers, plan, helper)
+    return serve(choice.adapter, flags, choice.workers, plan, helper)
 
 
 def slurm_helper(plan: Plan, choice: Choice):

@@ -5,7 +5,7 @@
 FLAGS_JSON: {"backend_uri", "registry_uri", "artifact_root", "store_kind", "port", "prefix", "cpus"}.
 
 cli: runs MLflow's own click command `server` in this process with the flags
-cli.server_argv gives and the environment server_environment gives,
+cli.ServerFlags.argv gives and the environment server_environment gives,
 up to the moment it would start its web server (MLflow's _exec_cmd is replaced
 by a recorder), and prints what that web server would get: the environment it
 inherits (this process's, as the CLI changed it, plus the CLI's extra_env), the
@@ -64,7 +64,7 @@ def environment_changes(before: dict, after: dict) -> dict:
 def cli(flags, base: dict) -> dict:
     import mlflow.server
 
-    from ood_mlflow.server.cli import server_argv
+    from ood_mlflow.server.cli import session_flags
 
     started = {}
 
@@ -87,8 +87,8 @@ def cli(flags, base: dict) -> dict:
     mlflow.server._exec_cmd = exec_cmd
     from mlflow.cli import cli as mlflow_cli
 
-    argv = server_argv(flags["backend_uri"], flags["artifact_root"], flags["port"], flags["prefix"], flags["cpus"],
-                       flags["registry_uri"])
+    argv = session_flags(flags["backend_uri"], flags["artifact_root"], flags["port"], flags["prefix"], flags["cpus"],
+                         flags["registry_uri"]).argv()
     with Calls() as calls:
         mlflow_cli.main(args=argv, prog_name="mlflow", standalone_mode=False)
     inherited = dict(started["environ"], **started["extra_env"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cli import ServerFlags
 from .installed_mlflow import major_minor
 
 ONE_IMPORT = "one-import"
@@ -37,19 +38,6 @@ SGI_NAME = "_MLFLOW_SGI_NAME"
 BOOT_ID = "_MLFLOW_SERVER_BOOT_ID"
 
 DEFAULT_ARTIFACTS_DESTINATION = "./mlartifacts"  # the CLI's --artifacts-destination default (unused: no proxy)
-
-
-@dataclass(frozen=True)
-class ServerFlags:
-    """What a session asks `mlflow server` for; cli.server_argv says the same as flags."""
-
-    backend_uri: str
-    registry_uri: str  # "": the backend's, as the CLI defaults it
-    artifact_root: str  # exactly as given to --default-artifact-root
-    host: str
-    port: int
-    prefix: str  # "" or the --static-prefix
-    app: str  # the `mlflow.app` entry point's value, e.g. "ood_mlflow.gate.app:create_app"
 
 
 @dataclass(frozen=True)

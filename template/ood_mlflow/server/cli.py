@@ -9,6 +9,8 @@ node sees in `ps`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..stores.kinds import kind_of
 from ..stores.uri import directory_url
 
@@ -26,23 +28,43 @@ def workers_for(cpus: int) -> int:
     return max(1, min(4, cpus // 2))
 
 
-def server_argv(backend_uri: str, artifact_root: str, port: int, prefix: str, cpus: int,
-                registry_uri: str = "") -> list:
-    """`prefix`: session.public_prefix(), "" behind /rnode; `backend_uri` goes in server_environment()."""
-    argv = [
-        "server",
-        "--default-artifact-root", directory_url(artifact_root),
-        "--no-serve-artifacts",
-        "--host", HOST,
-        "--port", str(port),
-        "--workers", str(workers_for(cpus)),
-        "--app-name", APP_NAME,
-    ]
-    if registry_uri:
-        argv += ["--registry-store-uri", registry_uri]
-    if prefix:
-        argv += ["--static-prefix", prefix]
-    return argv
+@dataclass(frozen=True)
+class ServerFlags:
+    """What a session asks `mlflow server` for, said once: argv() gives it to the CLI, and the one-import
+    server's adapter (adapters.py) hands the same values to MLflow's web app as the CLI would.
+
+    backend_uri is not a flag: it travels in server_environment(), out of the command line `ps` shows."""
+
+    backend_uri: str
+    registry_uri: str  # "": the backend's, as the CLI defaults it
+    artifact_root: str  # exactly as given to --default-artifact-root
+    port: int
+    prefix: str  # "" or the --static-prefix: session.public_prefix(), "" behind /rnode
+    workers: int = 1  # the CLI's --workers (the one-import server forks its own, adapters.Choice.workers)
+    host: str = HOST
+    app: str = GATE_APP  # the `mlflow.app` entry point's value
+
+    def argv(self) -> list:
+        argv = [
+            "server",
+            "--default-artifact-root", self.artifact_root,
+            "--no-serve-artifacts",
+            "--host", self.host,
+            "--port", str(self.port),
+            "--workers", str(self.workers),
+            "--app-name", APP_NAME,
+        ]
+        if self.registry_uri:
+            argv += ["--registry-store-uri", self.registry_uri]
+        if self.prefix:
+            argv += ["--static-prefix", self.prefix]
+        return argv
+
+
+def session_flags(backend_uri: str, artifact_root: str, port: int, prefix: str, cpus: int,
+                  registry_uri: str = "") -> ServerFlags:
+    """A session's flags: `artifact_root` a folder, `cpus` the cores the job has."""
+    return ServerFlags(backend_uri, registry_uri, directory_url(artifact_root), port, prefix, workers_for(cpus))
 
 
 def server_environment(store_kind: str, backend_uri: str = "") -> dict:

@@ -18,8 +18,8 @@ import uuid
 
 from ..gate.bodies import MAX_INSPECTED_BODY
 from . import auth_stand_in, prefork
-from .adapters import Adapter, ServerFlags
-from .cli import APP_NAME
+from .adapters import Adapter
+from .cli import APP_NAME, ServerFlags
 
 
 def prepare(adapter: Adapter, flags: ServerFlags) -> dict:

@@ -2,9 +2,13 @@
 
 import pytest
 
-from ood_mlflow.server.cli import server_argv, server_environment, workers_for
+from ood_mlflow.server.cli import server_environment, session_flags, workers_for
 from ood_mlflow.session import public_prefix
 from ood_mlflow.stores.uri import Store
+
+
+def server_argv(*args):
+    return session_flags(*args).argv()
 
 
 def flags(argv):
