@@ -37,6 +37,11 @@ def check_store(store: Store) -> Store:
 
 
 def _must_exist(path: str) -> None:
+    if os.path.islink(path) and _target_missing(path):  # a link whose target went away (a moved folder)
+        raise LaunchError(
+            f"The tracking store {path!r} is a symbolic link to {os.readlink(path)!r}, which does not exist",
+            "Give the path of the store itself, or ask the link's owner to point it at the store's new place",
+        )
     if os.path.lexists(path):
         return
     parent = nearest_existing_parent(path)
@@ -51,6 +56,16 @@ def _must_exist(path: str) -> None:
         "Check the path for typos: it must be the same path your training code gives "
         "mlflow.set_tracking_uri, and the first logged run creates it",
     )
+
+
+def _target_missing(link: str) -> bool:
+    try:
+        os.stat(link)
+    except FileNotFoundError:
+        return True
+    except OSError:  # there but out of reach: the permission checks below name the folder that stops the user
+        return False
+    return False
 
 
 def nearest_existing_parent(path: str) -> str:

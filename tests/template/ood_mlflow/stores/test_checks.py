@@ -96,3 +96,12 @@ def test_a_link_to_a_store_is_checked_as_what_it_leads_to(tmp_path):
     real = sqlite_file(tmp_path / "real.db")
     (tmp_path / "link.db").symlink_to(real)
     assert check_store(parse_store(str(tmp_path / "link.db"))) == Store(SQLITE, str(tmp_path / "link.db"))
+
+
+def test_a_link_to_nothing_is_named_with_where_it_points(tmp_path):
+    """A store path that is a symbolic link whose target is gone (a moved project folder) ends with one ERROR
+    line naming the link and its target, not a traceback."""
+    (tmp_path / "mlruns").symlink_to(tmp_path / "moved" / "mlruns")
+    line = refusal(tmp_path / "mlruns")
+    assert line.startswith("ERROR: ") and "symbolic link" in line
+    assert str(tmp_path / "moved" / "mlruns") in line
