@@ -17,6 +17,10 @@ module MlflowApp
     EXAMPLE = File.join(APP_ROOT, "site.yml.example")
     SYSTEM_FILE = "/etc/ood/config/apps/mlflow/site.yml"
     RESOURCE_KEYS = %w[hours cores memory_gb].freeze
+    # The site settings the job reads (template/settings.json.erb), by their flat names: a nested key joined
+    # with "_" (examples.store is examples_store). Each is a field of ood_mlflow/settings.py's Settings.
+    JOB_SETTINGS = %w[proxy start_timeout trusted_proxies artifact_roots default_view examples_store
+                      postgresql_allowed confinement node_local_hint slurm_runs_enabled].freeze
 
     attr_reader :source
 
@@ -74,6 +78,16 @@ module MlflowApp
     def node_local_hint = @data["node_local_hint"]
     def slurm_runs_enabled = @data["slurm_runs"]["enabled"]
 
+    # Every setting by its flat name (a nested mapping's keys joined to its own with "_").
+    def flat
+      @data.flat_map do |key, value|
+        value.is_a?(Hash) ? value.map { |inner, v| ["#{key}_#{inner}", v] } : [[key, value]]
+      end.to_h
+    end
+
+    # What the job gets from the site, unchanged, under the names Settings has.
+    def job_settings = flat.slice(*JOB_SETTINGS)
+
     # A tracking store refused on the form page, before anything is staged: a PostgreSQL URI
     # on a site that does not offer them, or one with a password in it (the dashboard would
     # keep it in the form cache and the staged session). The job checks the same again.
@@ -105,7 +119,7 @@ module MlflowApp
     end
 
     # The environment a user chose ({"label", "setup"}); the first one for an empty choice.
-    # The job's ERB files (before.sh, environment.sh, session.json) all resolve it here.
+    # The job's ERB files (before.sh, environment.sh, settings.json) all resolve it here.
     def environment(label)
       return environments.first if label.to_s.empty?
       found = environments.find { |e| e["label"] == label.to_s }

@@ -47,8 +47,8 @@ def test_the_local_portal_takes_the_modes():
 
 def test_the_job_knows_the_modes_and_defaults_to_the_first():
     for value in VALUES:
-        assert Settings.from_dict({"tracking_uri": "/s/m.db", "access": value}).access == value
-    assert Settings.from_dict({"tracking_uri": "/s/m.db"}).access == VALUES[0]
+        assert Settings.from_dict({"tracking_uri": "/s/m.db", "store_access": value}).store_access == value
+    assert Settings.from_dict({"tracking_uri": "/s/m.db"}).store_access == VALUES[0]
 
 
 @pytest.mark.parametrize("mode", ACCESS_MODES, ids=VALUES)

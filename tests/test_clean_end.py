@@ -48,7 +48,7 @@ def read_only_copy_session(launch, site_config, runner: str, env: str = "plain",
 
 
 def plan_of(job) -> dict:
-    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((job.session.staged_root / "plan.json").read_text())
     assert len(plan["scratch"]) == 2 and all(os.path.isdir(p) for p in plan["scratch"]), plan["scratch"]
     assert plan["server_pid"] > 1
     return plan
@@ -118,7 +118,7 @@ def test_the_time_limit_leaves_nothing_and_the_card_says_why(launch, site_config
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_a_server_dying_while_it_starts_leaves_nothing(launch, site_config, env):
     job, _ = read_only_copy_session(launch, site_config, "slurm", env, wait=False)
-    plan_file = job.session.staged_root / "mlflow_session.json"
+    plan_file = job.session.staged_root / "plan.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (plan_file.exists() and json.loads(plan_file.read_text())
                                                .get("server_pid")):

@@ -44,7 +44,7 @@ def session_through_the_module(launch, site_config, store: str, major: str = "3"
                  module_site(site_config, major, **extra), runner="slurm")
     client = SessionClient(job.wait_running(timeout=240))
     client.login()
-    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((job.session.staged_root / "plan.json").read_text())
     chain = parents(plan["server_pid"])
     # The interpreter, the shell between (where singularity would be), the wrapper (OOD's SCRIPT_PID, named
     # python3 as scripts are), the job's shell: the server is not the job script's child.

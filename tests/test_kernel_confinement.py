@@ -60,7 +60,7 @@ def session(launch, site_config, store: str, major: str, extra_setup: str = "") 
 def assert_confined(client):
     lines = output_lines(client.job.session, "Files:")
     assert lines and lines[0].startswith("Files: confined to the store by the kernel (Landlock ABI "), lines
-    plan = json.loads((client.job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((client.job.session.staged_root / "plan.json").read_text())
     assert plan["files"] == lines[0]
     assert lines[0] in client.job.session.render_info()
 

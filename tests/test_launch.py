@@ -33,7 +33,7 @@ def wait_for_the_slurm_look_up(job, timeout: float = 60) -> None:
 
 def server_path(job) -> tuple:
     """(the path the Plan records, what the card says, the job's Python processes)."""
-    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((job.session.staged_root / "plan.json").read_text())
     card = html.unescape(job.session.render_info())
     card_line = next(line for line in card.splitlines() if "mlflow-session-server" in line)
     pythons = [pid for pid, argv in job.process_commands().items()
@@ -141,7 +141,7 @@ def test_four_cores_fork_their_web_workers_after_the_one_import(launch, site_con
     wait_for_the_slurm_look_up(job)
     path, card, pythons = server_path(job)
     assert path == "one-import" and "2 web workers" in card and "forked after the one import" in card, card
-    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((job.session.staged_root / "plan.json").read_text())
     commands = job.process_commands()
     workers = [pid for pid in pythons if pid != plan["server_pid"]]
     assert len(pythons) == 3 and len(workers) == 2, [commands[p] for p in pythons]

@@ -48,5 +48,5 @@ def test_the_copy_goes_to_local_scratch_where_the_site_sets_it(launch, site_conf
     client = SessionClient(job.wait_running(timeout=150))
     client.login()
     assert client.run_names() == ["run-00000", "run-00001", "run-00002"]
-    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((job.session.staged_root / "plan.json").read_text())
     assert plan["scratch"] and all(p.startswith(f"{nvme}/ood-mlflow-") for p in plan["scratch"]), plan["scratch"]

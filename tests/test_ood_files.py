@@ -179,7 +179,7 @@ HOSTILE = "/scratch/my runs/it's \"$(touch /tmp/ood-mlflow-pwned)\" `id`; echo x
 def test_staged_session_matches_what_the_job_expects(tmp_path, site_config):
     session = stage({"mlflow_tracking_uri": HOSTILE}, env=site_config("3"), dataroot=tmp_path)
     root = session.staged_root
-    for name in ("before.sh", "script.sh", "after.sh", "environment.sh", "session.json", "ood_mlflow/__main__.py",
+    for name in ("before.sh", "script.sh", "after.sh", "environment.sh", "settings.json", "ood_mlflow/__main__.py",
                  f"ood_mlflow-{ood_mlflow.__version__}.dist-info/entry_points.txt", "user_defined_context.json"):
         assert (root / name).is_file(), f"{name} was not staged"
     assert not list(root.rglob("*.erb")), "ERB sources were copied into the session"
@@ -189,7 +189,7 @@ def test_staged_session_matches_what_the_job_expects(tmp_path, site_config):
         check = subprocess.run(["bash", "-n", str(root / name)], capture_output=True, text=True)
         assert check.returncode == 0, f"{name}: {check.stderr}"
         assert "touch /tmp/ood-mlflow-pwned" not in (root / name).read_text(), f"a form value reached {name}"
-    settings = json.loads((root / "session.json").read_text())
+    settings = json.loads((root / "settings.json").read_text())
     assert settings["tracking_uri"] == HOSTILE and settings["proxy"] == "rnode"
     assert json.loads((root / "user_defined_context.json").read_text())["mlflow_tracking_uri"] == HOSTILE
     assert "source /opt/ood-mlflow/venv-mlflow3/bin/activate" in (root / "environment.sh").read_text()
@@ -223,7 +223,7 @@ def test_view_survives_markdown_and_posts_the_secret(tmp_path, proxy):
 def test_info_card_shows_store_version_and_tracking_line(tmp_path):
     session = stage({"mlflow_tracking_uri": "/scratch/p/mlruns.db"}, dataroot=tmp_path)
     assert "/scratch/p/mlruns.db" in session.render_info("queued")
-    (session.staged_root / "mlflow_session.json").write_text(json.dumps(
+    (session.staged_root / "plan.json").write_text(json.dumps(
         {"mlflow_version": "3.17.2", "tracking_uri": "sqlite:////scratch/p/<mlruns>.db"}))
     html = session.render_info()
     assert "3.17.2" in html
@@ -236,7 +236,7 @@ def test_info_card_shows_a_conversion_in_progress_and_the_file_store_opt_in(tmp_
     (session.staged_root / "conversion.json").write_text(json.dumps(
         {"stage": "converting", "runs_done": 4200, "runs_total": 10000, "time": 1}))
     assert "Converting to SQLite:</strong> copying runs, about 4200 of 10000 runs" in session.render_info("starting")
-    (session.staged_root / "mlflow_session.json").write_text(json.dumps(
+    (session.staged_root / "plan.json").write_text(json.dumps(
         {"mlflow_version": "3.17.2", "tracking_uri": "/scratch/p/mlruns", "store_kind": "file",
          "file_store_opt_in": True}))
     html = session.render_info()
@@ -287,7 +287,7 @@ def test_the_close_slurm_runs_option_is_off_offered_with_read_and_write_and_reac
         assert access[other] == [{"data-hide-mlflow-close-slurm-runs": True}], other
     session = stage({"mlflow_tracking_uri": "/x", "mlflow_close_slurm_runs": "1"}, env=site_config("3"),
                     dataroot=tmp_path / "on")
-    settings = json.loads((session.staged_root / "session.json").read_text())
+    settings = json.loads((session.staged_root / "settings.json").read_text())
     assert (settings["close_slurm_runs"], settings["slurm_runs_enabled"]) == ("1", True)
 
     off = site_config("3", slurm_runs={"enabled": False})
@@ -295,7 +295,7 @@ def test_the_close_slurm_runs_option_is_off_offered_with_read_and_write_and_reac
     assert "mlflow_close_slurm_runs" in form["form"] and form["attributes"]["mlflow_close_slurm_runs"] == "0"
     assert all(len(o) == 2 for o in form["attributes"]["mlflow_store_access"]["options"])
     session = stage({"mlflow_tracking_uri": "/x"}, env=off, dataroot=tmp_path / "off")
-    settings = json.loads((session.staged_root / "session.json").read_text())
+    settings = json.loads((session.staged_root / "settings.json").read_text())
     assert (settings["close_slurm_runs"], settings["slurm_runs_enabled"]) == ("0", False)
     with pytest.raises(RenderError, match="slurm_runs must be a mapping with enabled: true or false"):
         render_form(site_config("3", slurm_runs={"enabled": "yes"}))

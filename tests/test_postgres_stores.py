@@ -73,7 +73,7 @@ def test_postgres_store_is_served_to_its_owner(launch, site_config, postgres, pg
     password = postgres.researcher_password()
     session = job.session
     for text in [session.output(), session.connection_file.read_text(), *commands, session.render_info(),
-                 (session.staged_root / "mlflow_session.json").read_text()]:
+                 (session.staged_root / "plan.json").read_text()]:
         assert password not in text
     assert "mlflow.set_tracking_uri(" in session.render_info() and store in session.render_info()
     assert postgres.digest(database_name(store)) == before, "opening and browsing the store changed it"
@@ -95,7 +95,7 @@ def test_read_only_is_enforced_by_the_database(launch, site_config, postgres):
     assert "read-only at the database server" in job.session.render_info()
 
     # Past the gate, the session's own connections refuse writes: MLflow itself, with the URI the session uses.
-    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((job.session.staged_root / "plan.json").read_text())
     write = ("import sys\nfrom mlflow.tracking import MlflowClient\n"
              "MlflowClient(tracking_uri=sys.argv[1]).rename_experiment(sys.argv[2], 'changed')\n")
     done = subprocess.run(["runuser", "-u", OWNER, "--", str(mlflow_python("3")), "-c", write,

@@ -65,7 +65,7 @@ def test_upgrade_in_place_keeps_a_backup(launch, site_config, users):
     client = SessionClient(job.wait_running(timeout=180))
     client.login()
     assert client.run_names() == ["run-00000", "run-00001", "run-00002"]
-    plan = json.loads((job.session.staged_root / "mlflow_session.json").read_text())
+    plan = json.loads((job.session.staged_root / "plan.json").read_text())
     backup = plan["backup"]
     assert backup.startswith(store + ".backup-") and os.path.exists(backup)
     assert tree_digest(Path(store).parent)[os.path.basename(backup)] == original, "the backup is not the old store"

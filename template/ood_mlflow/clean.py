@@ -27,8 +27,9 @@ import signal
 import subprocess
 import time
 
+from .plan import read_plan
 from .server.processes import descendants, process_alive
-from .session import CONNECTION_FILE, EXIT_REASON_FILE, SECRET_FILE, SESSION_DIR, read_plan
+from .session import CONNECTION_FILE, EXIT_REASON_FILE, SECRET_FILE, SESSION_DIR
 
 GRACE_SECONDS = 5
 TIME_LIMIT_REASON = "The session reached its time limit. Launch a new one with more hours if you need longer."

@@ -19,9 +19,10 @@ import time
 from . import settings
 from .confinement import confined_tool
 from .errors import LaunchError, report, warn
+from .plan import Plan, write_plan
 from .server import node_local
 from .server.installed_mlflow import has_migrate_filestore, major_minor, mlflow_version, sqlalchemy_decodes_percent
-from .session import PROGRESS_FILE, SESSION_DIR, Plan, portal_path, public_prefix, write_plan
+from .session import PROGRESS_FILE, SESSION_DIR, portal_path, public_prefix
 from .stores import conversion, postgres
 from .stores.access import (
     BACKUP_UPGRADE,
@@ -46,23 +47,17 @@ FILE_STORE_OPT_IN_FROM = (3, 13)
 
 
 def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
-    store = parse_store(conf.tracking_uri, settings.home(), conf.example_store)
+    store = parse_store(conf.tracking_uri, settings.home(), conf.examples_store)
     if store.kind == POSTGRESQL:
         return _postgres_plan(conf, store, host, port)
     store = check_store(store)
     version = mlflow_version(conf.environment)
     decodes = sqlalchemy_decodes_percent()
-    access, note = conf.access, ""
+    access, note = conf.store_access, ""
     if access == CONVERT:
         access = WRITE  # the converted file, as it is
         store, note = _converted(store, version)
-    uri = store.backend_uri(decodes)
-    read_only = not access_mode(access).writes_store
-    plan = Plan(version, store.kind, store.location, uri, uri, store.default_artifact_root, read_only,
-                conf.environment, note=note,
-                file_store_opt_in=FILE_STORE_OPT_IN in kind_of(store.kind).server_environment
-                and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
-                **_session_fields(conf, host, port))
+    plan = dataclasses.replace(draft_plan(conf, store, access, version, decodes, host, port, time.time()), note=note)
     if store.kind != SQLITE:
         if plan.read_only and not os.path.isdir(os.path.join(store.location, "models")):
             # MLflow's registry would create an empty models/ in the store: keep it node-local.
@@ -79,8 +74,8 @@ def make_plan(conf: settings.Settings, host: str = "", port: int = 0) -> Plan:
     action = sqlite_action(access, compare(revisions, migrations), wal, store.location, revisions, version,
                            migrations.heads)
     if action == SERVE_READ_ONLY:
-        read_only = sqlite_url(store.location, read_only=True, decodes_percent=decodes)
-        return dataclasses.replace(plan, backend_uri=read_only, note="The store is opened in SQLite's read-only mode.")
+        uri = sqlite_url(store.location, read_only=True, decodes_percent=decodes)
+        return dataclasses.replace(plan, backend_uri=uri, note="The store is opened in SQLite's read-only mode.")
     if action in (COPY, COPY_UPGRADE):
         return _read_only_copy(plan, store, upgrade=action == COPY_UPGRADE, hint=conf.node_local_hint)
     if action == BACKUP_UPGRADE:
@@ -92,38 +87,48 @@ def _postgres_plan(conf: settings.Settings, store: Store, host: str, port: int) 
     """A PostgreSQL store: checked read-only, served only at this MLflow's schema, read-only at the server."""
     if not conf.postgresql_allowed:
         raise LaunchError("This site does not offer PostgreSQL tracking stores in the MLflow app",
-                          f"Give a directory or SQLite store, e.g. {conf.example_store}, or ask your site's "
+                          f"Give a directory or SQLite store, e.g. {conf.examples_store}, or ask your site's "
                           f"administrators (postgresql: allowed in the app's site.yml)")
     version = mlflow_version(conf.environment)
     database = store.database
     driver = postgres.pick_driver(database.driver, conf.environment)
     contents = postgres.inspect(database, driver)
     migrations = mlflow_migrations()
-    action = postgres_action(conf.access, bool(contents.tables), compare(contents.revisions, migrations),
+    action = postgres_action(conf.store_access, bool(contents.tables), compare(contents.revisions, migrations),
                              store.location, contents.revisions, version, migrations.heads)
     read_only = action == SERVE_READ_ONLY
     note = ("Every transaction of this session is read-only at the database server: nothing in the store can be "
             "changed." if read_only else "")
     return Plan(version, store.kind, store.location, store.location, database.sqlalchemy_url(driver, read_only),
-                os.path.join(settings.home() or "/", "mlartifacts"), read_only, conf.environment, note=note,
-                **_session_fields(conf, host, port))
+                os.path.join(settings.home() or "/", "mlartifacts"), read_only, note=note,
+                **_session_fields(conf, host, port, time.time()))
 
 
-def _session_fields(conf: settings.Settings, host: str, port: int) -> dict:
+def draft_plan(conf: settings.Settings, store: Store, access: str, version: str, decodes_percent: bool, host: str,
+               port: int, now: float) -> Plan:
+    """A directory or SQLite store's Plan before its schema is looked at (pure): what MLflow opens, whether the
+    session writes, what training code needs, where the session answers and until when."""
+    uri = store.backend_uri(decodes_percent)
+    return Plan(version, store.kind, store.location, uri, uri, store.default_artifact_root,
+                read_only=not access_mode(access).writes_store,
+                file_store_opt_in=FILE_STORE_OPT_IN in kind_of(store.kind).server_environment
+                and major_minor(version) >= FILE_STORE_OPT_IN_FROM,
+                **_session_fields(conf, host, port, now))
+
+
+def _session_fields(conf: settings.Settings, host: str, port: int, now: float) -> dict:
     """The Plan's fields that come from the job and the site, whatever the store."""
-    return dict(ends_at=int(time.time()) + conf.hours * 3600 if conf.hours else 0, port=port,
+    return dict(settings=conf, ends_at=int(now) + conf.hours * 3600 if conf.hours else 0, port=port,
                 prefix=public_prefix(conf.proxy, host, port), portal_path=portal_path(conf.proxy, host, port),
-                start_timeout=conf.start_timeout,
-                trusted_proxies=conf.trusted_proxies, artifact_roots=conf.artifact_roots, ui_view=conf.ui_view,
-                confinement=conf.confinement, slurm_runs=slurm_runs_mode(conf))
+                slurm_runs=slurm_runs_mode(conf))
 
 
 def slurm_runs_mode(conf: settings.Settings) -> str:
     """Off where the site switched the look-up off; closing only when asked, in a Read and write session
     (an upgrade or conversion is a session about the store itself, a read-only one never writes)."""
-    if not conf.slurm_runs:
+    if not conf.slurm_runs_enabled:
         return "off"
-    return "close" if conf.close_slurm_runs and access_mode(conf.access).closes_slurm_runs else "report"
+    return "close" if conf.close_slurm_runs and access_mode(conf.store_access).closes_slurm_runs else "report"
 
 
 def _converted(store: Store, version: str) -> tuple:

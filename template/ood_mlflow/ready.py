@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 
 from .errors import LaunchError, report
 from .gate.peers import listener_uids
+from .plan import read_plan
 from .server.processes import process_alive
-from .session import COOKIE_NAME, LOG_FILE, LOGIN_FIELD, SESSION_DIR, read_plan, read_secret
+from .session import COOKIE_NAME, LOG_FILE, LOGIN_FIELD, SESSION_DIR, read_secret
 
 
 def probe(host: str, port: int, prefix: str, secret: str) -> bool:
@@ -118,7 +119,7 @@ def main(server_pid: int) -> int:
     try:
         # Over loopback: the gate knows a local connection's owner (gate/peers.py), so this
         # check passes even where only the portal's proxies may reach the UI.
-        wait_until_ready("127.0.0.1", plan.port, plan.prefix, read_secret(), plan.start_timeout, server_pid,
+        wait_until_ready("127.0.0.1", plan.port, plan.prefix, read_secret(), plan.settings.start_timeout, server_pid,
                          SESSION_DIR / LOG_FILE)
     except LaunchError as error:
         report(error)

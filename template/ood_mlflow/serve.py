@@ -25,10 +25,11 @@ from urllib.parse import parse_qsl, urlsplit
 from .confinement import landlock
 from .confinement.rules import REQUIRED, Environment, for_server, status_line, store_tree
 from .errors import LaunchError, report
+from .plan import Plan, read_plan, write_plan
 from .server import node_local
 from .server.adapters import CLI, Choice, choose
 from .server.cli import ServerFlags, server_environment, session_flags, workers_for
-from .session import SERVER_DIR, SESSION_DIR, Plan, read_plan, write_plan
+from .session import SERVER_DIR, SESSION_DIR
 from .stores.kinds import POSTGRESQL
 
 PR_SET_PDEATHSIG = 1
@@ -98,7 +99,7 @@ def confine(plan: Plan, session_dir=SESSION_DIR) -> str:
             return status_line(abi)
         except OSError as error:
             reason = f"Landlock refused: {error.strerror}"
-    if plan.confinement == REQUIRED:
+    if plan.settings.confinement == REQUIRED:
         raise LaunchError(f"This compute node cannot confine the MLflow server to the store ({reason}), and the "
                           f"site requires it", "Ask your site's administrators which partitions offer Landlock "
                           "(Linux 5.13 or newer), or to set confinement: auto in the app's site.yml")

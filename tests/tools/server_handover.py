@@ -134,10 +134,10 @@ def run_arguments(kwargs: dict) -> dict:
 def adapter(flags, base: dict) -> dict:
     import importlib.metadata
 
+    from ood_mlflow.plan import Plan
     from ood_mlflow.serve import server_flags
     from ood_mlflow.server import in_process
     from ood_mlflow.server.adapters import choose
-    from ood_mlflow.session import Plan
 
     version = importlib.metadata.version("mlflow")
     chosen = choose(version, {})

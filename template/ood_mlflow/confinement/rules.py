@@ -85,7 +85,7 @@ def for_server(plan, environment: Environment, session_dir: str, own: tuple, rea
     rules = base_rules(environment, session_dir)
     rules += [(path, READ) for path in reads]
     rules += [(path, level) for path in store_tree(plan.store_kind, plan.store_path)]
-    rules += [(path, level) for path in (plan.artifact_root,) + tuple(plan.artifact_roots) if path]
+    rules += [(path, level) for path in (plan.artifact_root,) + plan.settings.artifact_roots if path]
     rules += [(path, WRITE) for path in tuple(own) + tuple(plan.scratch) if path]
     return Confinement(tuple(_unique(rules)))
 

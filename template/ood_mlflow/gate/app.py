@@ -26,9 +26,10 @@ import pwd
 import sys
 from urllib.parse import unquote
 
+from ..plan import Plan, read_plan
 from ..server import auth_stand_in
 from ..server.adapters import adapter_for
-from ..session import Plan, read_plan, read_secret
+from ..session import read_secret
 from .artifacts import allowed_roots
 from .pipeline import NEEDS, AskMlflow, Gate, Journey, Pass, ReadBody, Request, Respond
 from .policy import GatePolicy, parse_networks
@@ -36,9 +37,10 @@ from .ui_view import UI_PAGE_POLICY, index_page, page_policy, ui_evaluates_strin
 
 
 def policy_for(plan: Plan) -> GatePolicy:
+    site = plan.settings
     return GatePolicy(secret=read_secret(), port=plan.port, prefix=plan.prefix, read_only=plan.read_only,
-                      owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(plan.trusted_proxies),
-                      ends_at=plan.ends_at, ui_view=plan.ui_view, proxy_path=plan.portal_path,
+                      owner=pwd.getpwuid(os.getuid()).pw_name, trusted_proxies=parse_networks(site.trusted_proxies),
+                      ends_at=plan.ends_at, default_view=site.default_view, proxy_path=plan.portal_path,
                       pdf_previews=not ui_evaluates_strings(plan.mlflow_version))
 
 
@@ -55,7 +57,7 @@ def create_app():
     adapter = adapter_for(plan.mlflow_version)
     auth_stand_in.install(adapter.auth_names if adapter else ())
     policy = policy_for(plan)
-    roots = allowed_roots(plan.store_kind, plan.store_path, plan.artifact_root, plan.artifact_roots)
+    roots = allowed_roots(plan.store_kind, plan.store_path, plan.artifact_root, plan.settings.artifact_roots)
     if os.environ.get(TEST_CHECKS_SWITCH) == "off":
         policy, roots = dataclasses.replace(policy, checks=False), None
     if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":

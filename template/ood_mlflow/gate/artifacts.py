@@ -71,7 +71,7 @@ def inside(real_path: str, roots) -> bool:
     return any(os.path.commonpath([real_path, root]) == root for root in roots)
 
 
-def refusal(location: str, relative: str, roots) -> str:
+def outside_roots_refusal(location: str, relative: str, roots) -> str:
     """'' when the request stays inside `roots`, else the message the UI shows."""
     real = resolve(location, relative)
     if real is not None and inside(real, roots):
@@ -96,7 +96,7 @@ def location_refusal(data, roots) -> str:
     for location in set_locations(data):
         if not isinstance(location, str):
             return f"This request sets an artifact location that is not a path: {location!r}."
-        message = refusal(location, "", roots) if location else ""
+        message = outside_roots_refusal(location, "", roots) if location else ""
         if message:
             return message
     return ""
@@ -207,5 +207,6 @@ class ArtifactRequest:
                 return "" if self.owner == TRACE else "MLflow did not say where these artifacts are kept."
             # MLflow 3.x serves an archived trace's spans from its archive location instead.
             archive = dig(data, keys[:-1] + (TRACE_ARCHIVE_TAG,)) if self.owner == TRACE else None
-            return refusal(location, self.relative, roots) or (refusal(archive, "", roots) if archive else "")
+            return (outside_roots_refusal(location, self.relative, roots)
+                    or (outside_roots_refusal(archive, "", roots) if archive else ""))
         return f"MLflow could not find the {self.owner} whose artifacts were asked for."

@@ -105,7 +105,7 @@ def _journey(gate: Gate, request: Request):
         decision = permission_denied(message) if message else decision
     if decision.action != "pass":
         return respond(decision, head=request.method == "HEAD")
-    return Pass(dict(decision.set_request_headers), tuple(decision.drop_request_headers), body, decision.ui_view)
+    return Pass(dict(decision.set_request_headers), tuple(decision.drop_request_headers), body, decision.default_view)
 
 
 def _confined_artifact(decision: Decision, query: str, prefix: str, roots: tuple):

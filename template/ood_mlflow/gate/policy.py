@@ -106,7 +106,7 @@ class Decision:
     route_id: str = ""  # the id in an artifact route's path (logged models)
     inspect: str = ""  # "pass" once the body is checked (bodies.py): JSON or GRAPHQL
     route: str = ""  # the MLflow route of a request whose body is checked
-    ui_view: str = ""  # "pass", then add ui_view.snippet(ui_view) to the UI's index page
+    default_view: str = ""  # "pass", then add ui_view.snippet(default_view) to the UI's index page
 
 
 def cookie_token(secret: str, owner: str = "", ends_at: int = 0) -> str:
@@ -130,7 +130,7 @@ class GatePolicy:
     owner: str = ""  # the job's user; "" only in unit tests of other rules
     trusted_proxies: tuple = ()  # ip networks of the portal's web nodes; () trusts any address
     ends_at: int = 0  # epoch seconds when the session's time runs out; 0: no Max-Age
-    ui_view: str = ""  # what MLflow 3.x's UI shows first in a new tab; "": leave the UI alone
+    default_view: str = ""  # site: what MLflow 3.x's UI shows first in a new tab; "": leave the UI alone
     proxy_path: str = ""  # the session's path on the portal, /rnode/<host>/<port> (the cookie's Path there)
     checks: bool = True  # False only by app.py's test-only switch: no read-write allowlist, no ID checks
     pdf_previews: bool = True  # False for MLflow 2.x, whose UI's pdf.js 2.1 runs code from a PDF (CVE-2024-4367)
@@ -208,9 +208,9 @@ class GatePolicy:
             return Decision("pass", inspect=GRAPHQL, route=route, **local)
         if method not in ("GET", "HEAD") or _sends_body(headers):
             return Decision("pass", inspect=JSON, route=route, **local)
-        if self.ui_view and route == "/" and method in ("GET", "HEAD"):
+        if self.default_view and route == "/" and method in ("GET", "HEAD"):
             # A full answer to rewrite: no 304 from a cached copy of the page.
-            return Decision("pass", ui_view=self.ui_view, set_request_headers=local["set_request_headers"],
+            return Decision("pass", default_view=self.default_view, set_request_headers=local["set_request_headers"],
                             drop_request_headers=("origin", "if-none-match", "if-modified-since"))
         return Decision("pass", **local)
 

@@ -31,8 +31,12 @@ FIRST_SCREEN = {
 }
 
 
+# The site's default_view (settings.DEFAULT_VIEWS) as the value MLflow's UI keeps under STORAGE_KEY.
+STORED_VIEWS = {"training": "machine_learning", "genai": "genai"}
+
+
 def snippet(view: str) -> bytes:
-    stored = dict(FIRST_SCREEN, **{STORAGE_KEY: view})
+    stored = dict(FIRST_SCREEN, **{STORAGE_KEY: STORED_VIEWS[view]})
     # localStorage holds JSON; the script holds each value as a JS string
     sets = "".join("localStorage.setItem(%s,%s);" % (json.dumps(key), json.dumps(json.dumps(value)))
                    for key, value in stored.items())

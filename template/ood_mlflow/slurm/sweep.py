@@ -15,12 +15,12 @@ write, for the card (info.html.erb).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 
 from ..errors import warn
-from ..session import SERVER_DIR, SESSION_DIR, SLURM_RUNS_FILE, Plan
+from ..plan import Plan
+from ..session import SERVER_DIR, SESSION_DIR, SLURM_RUNS_FILE, write_json
 from . import runs as slurm_runs
 
 OFF, REPORT, CLOSE = "off", "report", "close"  # Plan.slurm_runs
@@ -134,11 +134,7 @@ def sweep(plan: Plan, helper, client) -> dict:
 
 
 def write_found(found: dict, session_dir=SESSION_DIR) -> None:
-    folder = session_dir / SERVER_DIR
-    temporary = folder / f".{SLURM_RUNS_FILE}.{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as fh:
-        json.dump(found, fh, indent=1)
-    os.replace(temporary, folder / SLURM_RUNS_FILE)
+    write_json(session_dir / SERVER_DIR / SLURM_RUNS_FILE, found)
 
 
 def wait_listening(port: int, timeout: float) -> bool:
@@ -155,7 +151,7 @@ def wait_listening(port: int, timeout: float) -> bool:
 def run(plan: Plan, helper) -> None:
     """The look-up, start to end (the server runs it in the background)."""
     try:
-        if not wait_listening(plan.port, plan.start_timeout):
+        if not wait_listening(plan.port, plan.settings.start_timeout):
             return
         from mlflow.tracking import MlflowClient
 

@@ -21,7 +21,6 @@ can write the folder could have put a file of their own there.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -35,6 +34,7 @@ from contextlib import closing
 
 from ..confinement import confined_tool
 from ..errors import LaunchError
+from ..session import write_json
 from .census import differences, directory_census, sqlite_census
 from .checks import SQLITE_MAGIC
 from .sqlite import connect_read_only
@@ -232,7 +232,4 @@ def _tree_size(path: str) -> int:
 
 def write_progress(path, stage: str, done: int, total: int) -> None:
     """The card's view of a conversion (info.html.erb reads it while the session starts)."""
-    temporary = f"{path}.{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as fh:
-        json.dump({"stage": stage, "runs_done": done, "runs_total": total, "time": int(time.time())}, fh)
-    os.replace(temporary, path)
+    write_json(path, {"stage": stage, "runs_done": done, "runs_total": total, "time": int(time.time())})

@@ -15,6 +15,8 @@ import json
 import os
 from dataclasses import dataclass
 
+from ..session import write_json
+
 SAME, OLDER, NEWER, NOT_MLFLOW = "same", "older", "newer", "not-mlflow"
 
 
@@ -54,10 +56,7 @@ def mlflow_migrations() -> Migrations:
 def _write_cache(path: str, data: dict) -> None:
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        temporary = f"{path}.{os.getpid()}"
-        with open(temporary, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(temporary, path)
+        write_json(path, data)
     except OSError:
         pass  # a read-only home only costs the next launch those seconds again
 

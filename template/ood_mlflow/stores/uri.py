@@ -88,7 +88,7 @@ class Store:
         return kind_of(self.kind).artifact_root(self.location)
 
 
-EXAMPLE_STORE = "/path/to/project/mlruns"  # site key examples.store replaces it in messages
+EXAMPLE_STORE = "/path/to/my_project/mlruns"  # site.yml.example's examples.store; a site's replaces it
 
 
 def parse_store(value: str, home: str = "", example: str = EXAMPLE_STORE) -> Store:

@@ -25,7 +25,7 @@ import json, os, subprocess, sys
 sys.path.insert(0, sys.argv[2])
 from ood_mlflow import preflight
 from ood_mlflow.errors import LaunchError
-from ood_mlflow.session import Plan
+from ood_mlflow.plan import Plan
 from ood_mlflow.stores.uri import SQLITE, Store
 store, victim = sys.argv[1], sys.argv[3]
 real_popen = subprocess.Popen

@@ -19,7 +19,8 @@ from ood_mlflow import serve
 from ood_mlflow.confinement import landlock
 from ood_mlflow.confinement.rules import READ, REQUIRED, WRITE, Environment, for_server, for_tool, status_line
 from ood_mlflow.errors import LaunchError
-from ood_mlflow.session import Plan
+from ood_mlflow.plan import Plan
+from ood_mlflow.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parents[4] / "template"
 needs_landlock = pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock")
@@ -29,7 +30,7 @@ ENV = Environment(prefixes=("/opt/mlflow-env",), import_path=("/opt/mlflow-env/l
 def plan(**fields) -> Plan:
     values = dict(mlflow_version="3.17.2", store_kind="directory", store_path="/scratch/p/mlruns",
                   tracking_uri="/scratch/p/mlruns", backend_uri="/scratch/p/mlruns",
-                  artifact_root="/scratch/p/mlruns", artifact_roots=("/projappl",))
+                  artifact_root="/scratch/p/mlruns", settings=Settings(artifact_roots=("/projappl",)))
     values.update(fields)
     return Plan(**values)
 
@@ -49,7 +50,7 @@ def test_a_read_write_session_writes_only_the_store_its_roots_and_its_own_folder
 
 def test_an_sqlite_store_writes_its_folder_and_a_read_only_session_writes_no_store():
     rules = levels(for_server(plan(store_kind="sqlite", store_path="/scratch/p/db/mlruns.db",
-                                   artifact_root="/scratch/p/db/mlartifacts", artifact_roots=()),
+                                   artifact_root="/scratch/p/db/mlartifacts", settings=Settings()),
                               ENV, "/s", ("/tmp/srv",)))
     assert rules["/scratch/p/db"] == WRITE
     read_only = levels(for_server(plan(read_only=True), ENV, "/s", ("/tmp/srv",)))
@@ -59,7 +60,7 @@ def test_an_sqlite_store_writes_its_folder_and_a_read_only_session_writes_no_sto
 
 def test_a_postgresql_store_has_no_tree_and_reads_the_password_file():
     confinement = for_server(plan(store_kind="postgresql", store_path="postgresql://u@h/db",
-                                  artifact_root="/home/u/mlartifacts", artifact_roots=()),
+                                  artifact_root="/home/u/mlartifacts", settings=Settings()),
                              ENV, "/s", ("/tmp/srv",), reads=("/home/u/.pgpass",))
     rules = levels(confinement)
     assert rules["/home/u/.pgpass"] == READ and "postgresql://u@h/db" not in rules
@@ -86,7 +87,7 @@ def test_without_landlock_a_site_that_requires_it_refuses_to_start(monkeypatch, 
     monkeypatch.chdir(tmp_path)
     here = plan(artifact_root=str(tmp_path / "mlartifacts"))
     with pytest.raises(LaunchError) as refused:
-        serve.confine(replace(here, confinement=REQUIRED), tmp_path)
+        serve.confine(replace(here, settings=Settings(confinement=REQUIRED)), tmp_path)
     assert "cannot confine the MLflow server" in refused.value.line and "confinement: auto" in refused.value.line
     assert serve.confine(here, tmp_path) == status_line(0, "the kernel has no Landlock")
 

@@ -35,7 +35,7 @@ LIMIT = 1 << 20  # what the gate reads of a body it checks
 
 
 def policy() -> GatePolicy:
-    return GatePolicy(secret=SECRET, port=5001, owner="alice", ends_at=ENDS, ui_view="machine_learning",
+    return GatePolicy(secret=SECRET, port=5001, owner="alice", ends_at=ENDS, default_view="training",
                       proxy_path=PORTAL_PATH)
 
 

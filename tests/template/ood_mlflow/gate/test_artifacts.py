@@ -17,8 +17,8 @@ def make_roots(tmp_path):
 def test_paths_inside_the_store_pass(tmp_path):
     store, roots = make_roots(tmp_path)
     location = f"file://{store}/1/abc/artifacts"
-    assert rules.refusal(location, "model/MLmodel", roots) == ""
-    assert rules.refusal(str(store / "1/abc/artifacts"), "", roots) == ""
+    assert rules.outside_roots_refusal(location, "model/MLmodel", roots) == ""
+    assert rules.outside_roots_refusal(str(store / "1/abc/artifacts"), "", roots) == ""
 
 
 def test_escapes_are_refused_and_name_the_site_key(tmp_path):
@@ -28,7 +28,7 @@ def test_escapes_are_refused_and_name_the_site_key(tmp_path):
                                (f"file://{store}/1/abc/artifacts", str(home / ".bashrc")),
                                (f"file://{str(store).replace('/mlruns', '/%6Dlruns-not')}", ""),
                                ("s3://bucket/x", "y"), ("mlflow-artifacts:/1/abc", "y"), ("relative/path", "")]:
-        message = rules.refusal(location, relative, roots)
+        message = rules.outside_roots_refusal(location, relative, roots)
         assert "artifact_roots" in message, (location, relative)
 
 
@@ -36,31 +36,32 @@ def test_percent_encoding_is_decoded_as_mlflow_does(tmp_path):
     store, roots = make_roots(tmp_path)
     encoded = f"file://{str(store.parent)}/%6Dlruns/1/abc/artifacts"  # %6D is "m"
     assert rules.resolve(encoded) == str(store / "1/abc/artifacts")
-    assert rules.refusal(encoded, "", roots) == ""
+    assert rules.outside_roots_refusal(encoded, "", roots) == ""
 
 
 def test_encoded_dots_in_a_plain_path_are_decoded_as_mlflow_does(tmp_path):
     store, roots = make_roots(tmp_path)
     sneaky = f"{store}/1/abc/artifacts/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/home"  # MLflow reads it as .../../../home
     assert rules.resolve(sneaky) == str(tmp_path / "home")
-    assert "artifact_roots" in rules.refusal(sneaky, "", roots)
+    assert "artifact_roots" in rules.outside_roots_refusal(sneaky, "", roots)
     encoded_up = "/".join(["%2E%2E"] * 5)
-    assert "artifact_roots" in rules.refusal(f"file://{store}/1/abc/artifacts/{encoded_up}/home", "", roots)
+    up_and_out = f"file://{store}/1/abc/artifacts/{encoded_up}/home"
+    assert "artifact_roots" in rules.outside_roots_refusal(up_and_out, "", roots)
 
 
 def test_a_symlink_out_of_the_store_is_followed_and_refused(tmp_path):
     store, roots = make_roots(tmp_path)
     os.symlink(tmp_path / "home", store / "1" / "abc" / "artifacts" / "link")
-    assert rules.refusal(str(store / "1/abc/artifacts"), "link/.ssh/id_rsa", roots)
-    assert rules.refusal(str(store / "1/abc/artifacts/link"), "", roots)
+    assert rules.outside_roots_refusal(str(store / "1/abc/artifacts"), "link/.ssh/id_rsa", roots)
+    assert rules.outside_roots_refusal(str(store / "1/abc/artifacts/link"), "", roots)
 
 
 def test_site_roots_and_sqlite_folders(tmp_path):
     db = tmp_path / "project" / "mlruns.db"
     roots = rules.allowed_roots("sqlite", str(db), str(tmp_path / "project" / "mlartifacts"), [str(tmp_path / "extra")])
-    assert rules.refusal(str(tmp_path / "project" / "run-artifacts"), "", roots) == ""
-    assert rules.refusal(str(tmp_path / "extra" / "a"), "", roots) == ""
-    assert rules.refusal(str(tmp_path / "extra-not" / "a"), "", roots)
+    assert rules.outside_roots_refusal(str(tmp_path / "project" / "run-artifacts"), "", roots) == ""
+    assert rules.outside_roots_refusal(str(tmp_path / "extra" / "a"), "", roots) == ""
+    assert rules.outside_roots_refusal(str(tmp_path / "extra-not" / "a"), "", roots)
 
 
 def test_experiment_locations_outside_are_refused(tmp_path):

@@ -71,8 +71,8 @@ def test_head_keeps_the_length_of_the_body_it_does_not_send():
 
 
 def test_the_index_page_passes_with_the_view_and_no_cached_copy():
-    needs, end = walk(Journey(gate(ui_view="machine_learning"), Request("GET", "/", LOGGED_IN)), [])
-    assert needs == [] and end.view == "machine_learning"
+    needs, end = walk(Journey(gate(default_view="training"), Request("GET", "/", LOGGED_IN)), [])
+    assert needs == [] and end.view == "training"
     assert set(end.drop_headers) == {"origin", "if-none-match", "if-modified-since"}
 
 

@@ -259,13 +259,13 @@ def test_what_the_ui_reads_on_every_page_still_answers():
 
 
 def test_the_ui_index_page_gets_the_sites_first_view():
-    gate = owned(ui_view="machine_learning")
+    gate = owned(default_view="training")
     headers = {"host": NODE, "cookie": owners_cookie(gate), "if-none-match": '"etag"'}
     decision = gate.decide("GET", "/", headers)
-    assert decision.action == "pass" and decision.ui_view == "machine_learning"
+    assert decision.action == "pass" and decision.default_view == "training"
     assert "if-none-match" in decision.drop_request_headers, "a 304 would skip the rewrite"
-    assert not gate.decide("GET", "/static-files/static/js/main.js", headers).ui_view
-    assert not owned().decide("GET", "/", headers).ui_view
+    assert not gate.decide("GET", "/static-files/static/js/main.js", headers).default_view
+    assert not owned().decide("GET", "/", headers).default_view
 
 
 HEX = "0123456789abcdef" * 2

@@ -9,13 +9,13 @@ PAGE = b'<!doctype html><html lang="en"><head><meta charset="utf-8"><script src=
 
 
 def test_the_snippet_comes_before_mlflows_scripts():
-    page = with_view(PAGE, "machine_learning")
+    page = with_view(PAGE, "training")
     assert page.index(b"localStorage.setItem") < page.index(b"static-files/main.js")
     assert page.startswith(b'<!doctype html><html lang="en"><head><script>')
 
 
 def test_the_stored_value_is_json_as_mlflows_hook_reads_it():
-    script = with_view(PAGE, "machine_learning").decode()
+    script = with_view(PAGE, "training").decode()
     stored = {key: json.loads(json.loads(value)) for key, value in
               re.findall(r'localStorage\.setItem\("([^"]+)",("(?:[^"\\]|\\.)*")\)', script)}
     assert stored[STORAGE_KEY] == "machine_learning"

@@ -109,9 +109,9 @@ def test_the_card_counts_by_state_and_names_the_runs():
 @pytest.mark.parametrize("values,mode", [
     ({}, "report"),
     ({"close_slurm_runs": "1"}, "close"),
-    ({"close_slurm_runs": "1", "access": "read_only"}, "report"),  # a read-only session never writes
-    ({"close_slurm_runs": "1", "access": "upgrade"}, "report"),
-    ({"close_slurm_runs": "1", "access": "convert"}, "report"),
+    ({"close_slurm_runs": "1", "store_access": "read_only"}, "report"),  # a read-only session never writes
+    ({"close_slurm_runs": "1", "store_access": "upgrade"}, "report"),
+    ({"close_slurm_runs": "1", "store_access": "convert"}, "report"),
     ({"close_slurm_runs": "0"}, "report"),
     ({"close_slurm_runs": "1", "slurm_runs_enabled": False}, "off"),
 ])

@@ -58,10 +58,11 @@ def test_newer_and_foreign_databases_are_refused(access):
 
 
 def test_plan_round_trip():
-    from ood_mlflow.session import Plan
+    from ood_mlflow.plan import Plan
+    from ood_mlflow.settings import Settings
 
     plan = Plan("3.17.2", "sqlite", "/s/m.db", "sqlite:////s/m.db", "sqlite:////s/m.db", "/s/mlartifacts", True,
-                trusted_proxies=("10.0.0.1",))
+                Settings(trusted_proxies=("10.0.0.1",)), scratch=("/tmp/x",))
     assert Plan.from_dict(dict(plan.to_dict(), unknown="ignored")) == plan
 
 
@@ -70,5 +71,5 @@ def test_an_unknown_store_access_is_an_error_not_read_and_write():
     from ood_mlflow.settings import Settings
 
     with pytest.raises(LaunchError, match="'read-write' is not one this app knows"):
-        Settings.from_dict({"tracking_uri": "/s/m.db", "access": "read-write"})
-    assert Settings.from_dict({"tracking_uri": "/s/m.db"}).access == WRITE
+        Settings.from_dict({"tracking_uri": "/s/m.db", "store_access": "read-write"})
+    assert Settings.from_dict({"tracking_uri": "/s/m.db"}).store_access == WRITE
