@@ -2,8 +2,9 @@
 # Install what the tests need on a fresh Debian 12 machine (run as root).
 # Idempotent and fast on reruns: apt is skipped when every package is already
 # installed, and a venv is skipped when its python already imports the right
-# versions. Prints one line per step; tool output goes to a log that is shown
-# only on failure.
+# versions. The venvs install side by side (pip is CPU-bound on one core).
+# Prints one line per step; tool output goes to a log that is shown only on
+# failure.
 #
 #   OOD_MLFLOW_VENVS  where the venvs live (default /opt/ood-mlflow)
 #   PYTHON            interpreter used to create venvs (default /usr/bin/python3)
@@ -29,7 +30,7 @@ APT_PACKAGES=(
 )
 
 log=$(mktemp /tmp/install-deps.XXXXXX.log)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log".*' EXIT
 
 # Run a command quietly; on failure show its output and stop.
 quiet() {
@@ -69,6 +70,7 @@ ensure_venv() {
     return
   fi
   echo "venv $name: installing $*"
+  log="$log.$name"  # its own log: it runs beside the others (ensure_venv runs in a subshell)
   # A venv on another interpreter (e.g. one under /root) is rebuilt.
   home=$(sed -n 's/^home *= *//p' "$dir/pyvenv.cfg" 2>/dev/null || true)
   if [[ ! -x $dir/bin/python || $(readlink -f "$home") != "$PYTHON_HOME" ]]; then
@@ -81,12 +83,21 @@ ensure_venv() {
 
 mkdir -p "$VENVS"
 chmod 0755 "$VENVS"
-ensure_venv venv-mlflow3 nobody \
+# The three venvs at once, each in a subshell; `wait PID` stops the script (set -e) if one failed.
+( ensure_venv venv-mlflow3 nobody \
   'import mlflow, psycopg, sys; sys.exit(mlflow.__version__ != "3.17.2")' \
-  'mlflow==3.17.2' 'psycopg[binary]'
-ensure_venv venv-mlflow2 nobody \
+  'mlflow==3.17.2' 'psycopg[binary]' ) &
+mlflow3=$!
+( ensure_venv venv-mlflow2 nobody \
   'import mlflow, sqlalchemy, psycopg2, sys; sys.exit(not (mlflow.__version__.startswith("2.22.") and tuple(map(int, sqlalchemy.__version__.split(".")[:2])) < (2, 1)))' \
-  'mlflow==2.22.*' 'sqlalchemy<2.1' psycopg2-binary
+  'mlflow==2.22.*' 'sqlalchemy<2.1' psycopg2-binary ) &
+mlflow2=$!
+# pytest runs as root, so this one may live on any interpreter.
+( ensure_venv venv-tests root \
+  'import importlib.metadata as m, pytest, selenium, yaml, sys; sys.exit(m.version("ruff") != "0.17.6")' \
+  pytest selenium pyyaml 'ruff==0.17.6' ) &
+tests=$!
+wait "$mlflow3"
 # MLflow 3.17 without any PostgreSQL driver, for the test of that message: a
 # hard-linked copy of venv-mlflow3 (a venv works from wherever its pyvenv.cfg
 # is) with psycopg uninstalled from the copy only.
@@ -101,8 +112,6 @@ else
   quiet "$nodriver/bin/python" -m pip uninstall -y -q --disable-pip-version-check psycopg psycopg-binary
   (cd / && runuser -u nobody -- "$nodriver/bin/python" -c "$nodriver_check") || { echo "venv venv-mlflow3-nodriver: check failed" >&2; exit 1; }
 fi
-# pytest runs as root, so this one may live on any interpreter.
-ensure_venv venv-tests root \
-  'import importlib.metadata as m, pytest, selenium, yaml, sys; sys.exit(m.version("ruff") != "0.17.6")' \
-  pytest selenium pyyaml 'ruff==0.17.6'
+wait "$mlflow2"
+wait "$tests"
 echo "install-deps: done"
