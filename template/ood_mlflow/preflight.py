@@ -223,8 +223,18 @@ def _mlflow_db_upgrade(path: str, work_dir: str, temp_dir: str = "") -> None:
     """`mlflow db upgrade` on the SQLite file `path`, confined to write only in `work_dir` (confined_tool)."""
     url = sqlite_url(path, decodes_percent=sqlalchemy_decodes_percent())
     tool = confined_tool.popen([sys.executable, "-m", "mlflow", "db", "upgrade", url], "db upgrade", (), work_dir,
-                               temp_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               temp_dir, must_open=(path,), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     output = tool.communicate()[0]
+    if tool.returncode == confined_tool.UNREACHABLE:
+        now = (f"is a link made by {link_owner(path)} to {os.path.realpath(path)!r}" if os.path.islink(path)
+               else "cannot be opened")
+        raise LaunchError(
+            f"The store {path!r} changed after it was checked: it now {now}, outside what the upgrade may write "
+            f"({work_dir!r}); nothing was upgraded",
+            "If you did not make that change, ask who can write the store's folder why; launch again once the store "
+            "is back",
+        )
     if tool.returncode != 0:
         sys.stdout.write(output[-3000:])
         raise LaunchError(
