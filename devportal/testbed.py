@@ -21,6 +21,16 @@ OTHER = "ood-bob"  # another user of the same cluster
 STORES_ROOT = Path(os.environ.get("OOD_MLFLOW_TEST_STORES", "/srv/ood-mlflow-tests"))
 
 
+def start_services(*scripts: str) -> None:
+    """Run devportal/services scripts (idempotent: a running service is found, not restarted), each with the
+    arguments it needs; for work that starts outside pytest's fixtures (a test module's start_early)."""
+    arguments = {"create-users.sh": (OWNER, OTHER), "start-postgres.sh": (OWNER,)}
+    for script in scripts:
+        done = subprocess.run([str(APP_ROOT / "devportal/services" / script), *arguments.get(script, ())],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"{script} failed:\n{done.stdout}{done.stderr}"
+
+
 def mlflow_python(major: str) -> Path:
     python = MLFLOW_VENVS[major] / "bin" / "python"
     assert python.exists(), f"MLflow {major}.x venv missing at {python}: run .ci/install-deps.sh"

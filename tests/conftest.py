@@ -22,6 +22,20 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.launch)
 
 
+def pytest_collection_finish(session):
+    """A test module whose setup mostly waits on Slurm's clock (a time limit takes a minute and a half) has a
+    start_early(names): it starts that in the background once the run knows which of its tests will run."""
+    if session.config.option.collectonly:
+        return
+    selected = {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if hasattr(module, "start_early"):
+            selected.setdefault(module, set()).add(getattr(item, "originalname", item.name))
+    for module, names in selected.items():
+        module.start_early(names)
+
+
 @pytest.fixture
 def site_config(tmp_path):
     def make(major: str = "3", extra_setup: str = "", **overrides) -> dict:

@@ -14,17 +14,20 @@ tests/template/ood_mlflow/slurm/test_runs.py.
 
 from __future__ import annotations
 
+import atexit
 import json
 import pwd
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from devportal import postgres as postgres_server
 from devportal.ood import as_user
-from devportal.testbed import MLFLOW_VENVS, OWNER, STORES_ROOT, make_store, own_tree, tree_digest
+from devportal.testbed import MLFLOW_VENVS, OWNER, STORES_ROOT, make_store, own_tree, start_services, tree_digest
 
 STORES = [("sqlite", "3"), ("directory", "3"), ("sqlite", "2"), ("postgresql", "3")]
 SUMMARY = "3 runs are RUNNING in MLflow, but their Slurm jobs have ended: 2 CANCELLED, 1 TIMEOUT."
@@ -88,11 +91,12 @@ def uri_of(kind: str, store: str) -> str:
     return f"sqlite:///{store}" if kind == "sqlite" else store
 
 
-@pytest.fixture(scope="module")
-def slurm_jobs(users, postgres):
+def prepare(jobs_holder: dict) -> None:
+    """Make the stores and submit the jobs, then wait until every run has started (as a background thread)."""
+    start_services("create-users.sh", "start-slurm.sh", "start-postgres.sh")
     stores = {}
     for kind, major in STORES:
-        stores[(kind, major)] = (postgres.make_store("slurm_runs_m3", major) if kind == "postgresql"
+        stores[(kind, major)] = (postgres_server.make_store("slurm_runs_m3", major) if kind == "postgresql"
                                  else make_store(kind, major, OWNER, name="-slurm-runs"))
     work = STORES_ROOT / "slurm-runs-jobs"
     subprocess.run(["rm", "-rf", str(work)], check=True)
@@ -105,30 +109,58 @@ def slurm_jobs(users, postgres):
         lines.append(f"'{python}' '{work}/train.py' '{uri_of(kind, store)}' {kind}{major} '{markers}' \"$1\" &")
     (work / "job.sh").write_text("\n".join(lines + ["wait", ""]))
     own_tree(work, OWNER, 0o755)
-    jobs = Jobs(stores, markers)
+    jobs = jobs_holder["jobs"] = Jobs(stores, markers)
+    submitted = jobs_holder["submitted"] = []
+    atexit.register(lambda: subprocess.run(["scancel", *submitted], timeout=30) if submitted else None)
 
     def submit(*options: str, link: str = "tag") -> str:
         argv = ["sbatch", "--parsable", "-D", str(work), "-o", f"{work}/slurm-%j.out", "-J", "slurm-runs-test",
                 *options, f"{work}/job.sh", link]
         done = subprocess.run(as_user(OWNER, argv), capture_output=True, text=True, timeout=60, cwd="/")
         assert done.returncode == 0, done.stderr
-        return done.stdout.strip().split(";")[0]
+        submitted.append(done.stdout.strip().split(";")[0])
+        return submitted[-1]
 
-    submitted = [submit("--time=1", link="name")]  # first: it needs a minute
-    jobs.ids["timeout"] = submitted[0]
-    submitted.append(submit("--time=10"))
-    jobs.ids["cancelled"] = submitted[1]
-    submitted.append(submit("--time=10", "--array=1-2"))
-    jobs.ids["array_dead"], jobs.ids["array_live"] = f"{submitted[2]}_1", f"{submitted[2]}_2"
-    submitted.append(submit("--time=10"))
-    jobs.ids["live"] = submitted[3]
+    jobs.ids["timeout"] = submit("--time=1", link="name")  # first: it needs a minute
+    # The others live until the module's tests end (they may start half an hour later), unless cancelled.
+    jobs.ids["cancelled"] = submit("--time=120")
+    array = submit("--time=120", "--array=1-2")
+    jobs.ids["array_dead"], jobs.ids["array_live"] = f"{array}_1", f"{array}_2"
+    jobs.ids["live"] = submit("--time=120")
+    deadline = time.monotonic() + 300
+    while len(list(markers.iterdir())) < 5 * len(STORES):  # every run started in every store
+        assert time.monotonic() < deadline, f"the runs did not start: {sorted(p.name for p in markers.iterdir())}"
+        time.sleep(1)
+    subprocess.run(["scancel", jobs.ids["cancelled"], jobs.ids["array_dead"]], check=True, timeout=30)
+
+
+EARLY: dict = {}
+
+
+def start_early(names: set = frozenset()) -> None:
+    """tests/conftest.py calls this when collection ends and this module's tests are to run: the minute and a
+    half that Slurm takes to end the time-limit job passes while the tests before this module run."""
+    def run():
+        try:
+            prepare(EARLY)
+        except BaseException as error:  # raised again by the fixture, in the test that needs it
+            EARLY["error"] = error
+    EARLY["thread"] = threading.Thread(target=run, name="slurm-runs-jobs", daemon=True)
+    EARLY["thread"].start()
+
+
+@pytest.fixture(scope="module")
+def slurm_jobs(users, postgres):
+    if "thread" not in EARLY:
+        start_early()
+    EARLY["thread"].join(timeout=600)
     try:
-        deadline = time.monotonic() + 300
-        while len(list(markers.iterdir())) < 5 * len(STORES):  # every run started in every store
-            assert time.monotonic() < deadline, f"the runs did not start: {sorted(p.name for p in markers.iterdir())}"
-            time.sleep(1)
-        subprocess.run(["scancel", jobs.ids["cancelled"], jobs.ids["array_dead"]], check=True, timeout=30)
+        assert not EARLY["thread"].is_alive(), "the Slurm-runs jobs were not ready within 10 minutes"
+        if "error" in EARLY:
+            raise EARLY["error"]
+        jobs = EARLY["jobs"]
         dead = [jobs.ids[role] for role in ("timeout", "cancelled", "array_dead")]
+        deadline = time.monotonic() + 300
         while True:
             states = squeue(dead)
             if [states.get(job_id, ["?"])[0] for job_id in dead] == ["TIMEOUT", "CANCELLED", "CANCELLED"]:
@@ -140,7 +172,7 @@ def slurm_jobs(users, postgres):
         assert {state for state, _ in live.values()} == {"RUNNING"}, live
         yield jobs
     finally:
-        subprocess.run(["scancel", *submitted], timeout=30)
+        subprocess.run(["scancel", *EARLY.get("submitted", ())], timeout=30)
 
 
 def mlflow_runs(kind: str, major: str, store: str, run_ids) -> dict:
