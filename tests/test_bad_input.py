@@ -88,6 +88,15 @@ def test_another_users_store_cannot_be_opened(launch, site_config, users):
     assert tree_digest(parent) == before
 
 
+def test_a_link_into_another_users_folder_names_the_folder(launch, site_config, scratch, users):
+    private = make_store("sqlite", "3", OTHER, name="-private-linked")
+    parent = Path(private).parent
+    os.symlink(private, scratch / "mlruns.db")
+    own(scratch)
+    fails_with(launch({"mlflow_tracking_uri": str(scratch / "mlruns.db")}, site_config("3")),
+               "is a symbolic link to", f"no permission to enter '{parent}'")
+
+
 @pytest.mark.parametrize("setup,words", [
     ("module load mlflow/does-not-exist", ["Setting up the software environment", "failed"]),
     ("false", ["Setting up the software environment"]),

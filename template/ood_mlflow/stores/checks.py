@@ -23,7 +23,7 @@ def check_store(store: Store) -> Store:
     header says SQLite is opened as the SQLite store it is."""
     path = store.location
     _must_exist(path)
-    mode = os.stat(path).st_mode
+    mode = _mode_through_link(path)
     if store.kind == DIRECTORY and stat.S_ISREG(mode):
         if not _is_sqlite(path):
             raise LaunchError(
@@ -56,6 +56,21 @@ def _must_exist(path: str) -> None:
         "Check the path for typos: it must be the same path your training code gives "
         "mlflow.set_tracking_uri, and the first logged run creates it",
     )
+
+
+def _mode_through_link(path: str) -> int:
+    """The store's mode; a link (the only path that exists but cannot be stat'ed) into a folder the user
+    cannot enter is named with that folder."""
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        target = os.path.join(os.path.dirname(path), os.readlink(path)) if os.path.islink(path) else path
+        raise LaunchError(
+            f"You cannot reach the tracking store {path!r}: it is a symbolic link to {target!r}, and you have no "
+            f"permission to enter {nearest_existing_parent(target)!r}",
+            "Ask that directory's owner for access (chmod g+x on each directory on the way), or give the path of "
+            "a store you can read",
+        ) from None
 
 
 def _target_missing(link: str) -> bool:
