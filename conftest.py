@@ -5,18 +5,9 @@ brand-new or rebooted machine, brings up what the tests use instead of relying o
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from devportal.ood import APP_ROOT
-from devportal.testbed import OTHER, OWNER
-
-
-def run_service(script: str, *args: str, timeout: int = 180) -> None:
-    done = subprocess.run([str(APP_ROOT / "devportal/services" / script), *args], capture_output=True, text=True,
-                          timeout=timeout)
-    assert done.returncode == 0, f"{script} failed:\n{done.stdout}{done.stderr}"
+from devportal.testbed import OTHER, OWNER, run_service
 
 
 @pytest.fixture(scope="session")

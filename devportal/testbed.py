@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import yaml
@@ -21,14 +22,25 @@ OTHER = "ood-bob"  # another user of the same cluster
 STORES_ROOT = Path(os.environ.get("OOD_MLFLOW_TEST_STORES", "/srv/ood-mlflow-tests"))
 
 
+# One service script at a time in this process: a test module's start_early thread and pytest's own fixtures may
+# both find a service missing (two start-slurm.sh at once race on slurm.conf.new).
+_SERVICES_LOCK = threading.Lock()
+
+
+def run_service(script: str, *args: str, timeout: int = 180) -> None:
+    """Run a devportal/services script (idempotent: a running service is found, not restarted)."""
+    with _SERVICES_LOCK:
+        done = subprocess.run([str(APP_ROOT / "devportal/services" / script), *args], capture_output=True,
+                              text=True, timeout=timeout)
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout}{done.stderr}"
+
+
 def start_services(*scripts: str) -> None:
-    """Run devportal/services scripts (idempotent: a running service is found, not restarted), each with the
-    arguments it needs; for work that starts outside pytest's fixtures (a test module's start_early)."""
+    """The scripts, each with the arguments the test bed uses; for work that starts outside pytest's fixtures
+    (a test module's start_early)."""
     arguments = {"create-users.sh": (OWNER, OTHER), "start-postgres.sh": (OWNER,)}
     for script in scripts:
-        done = subprocess.run([str(APP_ROOT / "devportal/services" / script), *arguments.get(script, ())],
-                              capture_output=True, text=True, timeout=180)
-        assert done.returncode == 0, f"{script} failed:\n{done.stdout}{done.stderr}"
+        run_service(script, *arguments.get(script, ()))
 
 
 def mlflow_python(major: str) -> Path:

@@ -3,13 +3,11 @@ test users, stores made by real MLflow, and jobs that are always cleaned up."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from devportal.jobs import LocalJob, SlurmJob
-from devportal.ood import APP_ROOT, stage
-from devportal.testbed import OWNER, make_store, write_site_config
+from devportal.ood import stage
+from devportal.testbed import OWNER, make_store, run_service, write_site_config
 
 # Tests that use these fixtures launch sessions as the test users: they need the whole test bed.
 NEEDS_THE_TEST_BED = {"launch", "users", "stores", "postgres"}
@@ -78,8 +76,6 @@ def launch(users, tmp_path):
 def postgres(users):
     """The test bed's own PostgreSQL cluster, started (or found running) once per test run."""
     from devportal import postgres as server
-    started = subprocess.run([str(APP_ROOT / "devportal/services/start-postgres.sh"), OWNER],
-                             capture_output=True, text=True, timeout=180)
-    assert started.returncode == 0, started.stdout + started.stderr
+    run_service("start-postgres.sh", OWNER)
     assert server.is_running()
     return server

@@ -79,7 +79,10 @@ SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 # Fast feedback in tests: short scheduling/cleanup intervals.
 SchedulerParameters=sched_interval=2
-MinJobAge=300
+# Ended jobs stay in squeue for an hour (Slurm's default is 300 s): test modules start their Slurm jobs when
+# collection ends (tests/conftest.py, start_early) and ask about them up to half an hour later; without
+# accounting, squeue is all Slurm answers with.
+MinJobAge=3600
 KillWait=5
 # No MTA here; --mail-type from bc_email_on_started must not error out.
 MailProg=/bin/true
