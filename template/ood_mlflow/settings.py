@@ -20,12 +20,13 @@ from pathlib import Path
 
 from .confinement.rules import AUTO, MODES
 from .errors import LaunchError
+from .gate.ui_view import STORED_VIEWS
 from .session import SESSION_DIR, SETTINGS_FILE
 from .stores.access import ACCESS_CHOICES, WRITE
 from .stores.uri import EXAMPLE_STORE
 
 PROXIES = ("rnode", "node")
-DEFAULT_VIEWS = ("training", "genai")  # gate/ui_view.py says what each means to MLflow's UI
+DEFAULT_VIEWS = tuple(STORED_VIEWS)  # site default_view: training or genai
 
 
 @dataclass(frozen=True)

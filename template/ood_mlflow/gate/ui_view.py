@@ -31,7 +31,7 @@ FIRST_SCREEN = {
 }
 
 
-# The site's default_view (settings.DEFAULT_VIEWS) as the value MLflow's UI keeps under STORAGE_KEY.
+# Each site default_view (settings.DEFAULT_VIEWS are these keys) as the value MLflow's UI keeps under STORAGE_KEY.
 STORED_VIEWS = {"training": "machine_learning", "genai": "genai"}
 
 

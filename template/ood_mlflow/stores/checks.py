@@ -23,7 +23,7 @@ def check_store(store: Store) -> Store:
     header says SQLite is opened as the SQLite store it is."""
     path = store.location
     _must_exist(path)
-    mode = _mode_through_link(path)
+    mode = os.stat(path).st_mode
     if store.kind == DIRECTORY and stat.S_ISREG(mode):
         if not _is_sqlite(path):
             raise LaunchError(
@@ -37,11 +37,8 @@ def check_store(store: Store) -> Store:
 
 
 def _must_exist(path: str) -> None:
-    if os.path.islink(path) and _target_missing(path):  # a link whose target went away (a moved folder)
-        raise LaunchError(
-            f"The tracking store {path!r} is a symbolic link to {os.readlink(path)!r}, which does not exist",
-            "Give the path of the store itself, or ask the link's owner to point it at the store's new place",
-        )
+    if os.path.islink(path):
+        _must_reach_target(path)
     if os.path.lexists(path):
         return
     parent = nearest_existing_parent(path)
@@ -58,29 +55,24 @@ def _must_exist(path: str) -> None:
     )
 
 
-def _mode_through_link(path: str) -> int:
-    """The store's mode; a link (the only path that exists but cannot be stat'ed) into a folder the user
-    cannot enter is named with that folder."""
+def _must_reach_target(link: str) -> None:
+    """A link is the one path that exists but may not be stat'ed: its target went away (a moved folder), or it
+    lies in a folder the user cannot enter."""
     try:
-        return os.stat(path).st_mode
-    except OSError:
-        target = os.path.join(os.path.dirname(path), os.readlink(path)) if os.path.islink(path) else path
+        os.stat(link)
+    except FileNotFoundError:
         raise LaunchError(
-            f"You cannot reach the tracking store {path!r}: it is a symbolic link to {target!r}, and you have no "
+            f"The tracking store {link!r} is a symbolic link to {os.readlink(link)!r}, which does not exist",
+            "Give the path of the store itself, or ask the link's owner to point it at the store's new place",
+        ) from None
+    except OSError:
+        target = os.path.join(os.path.dirname(link), os.readlink(link))
+        raise LaunchError(
+            f"You cannot reach the tracking store {link!r}: it is a symbolic link to {target!r}, and you have no "
             f"permission to enter {nearest_existing_parent(target)!r}",
             "Ask that directory's owner for access (chmod g+x on each directory on the way), or give the path of "
             "a store you can read",
         ) from None
-
-
-def _target_missing(link: str) -> bool:
-    try:
-        os.stat(link)
-    except FileNotFoundError:
-        return True
-    except OSError:  # there but out of reach: the permission checks below name the folder that stops the user
-        return False
-    return False
 
 
 def nearest_existing_parent(path: str) -> str:
