@@ -35,6 +35,29 @@ def run_service(script: str, *args: str, timeout: int = 180) -> None:
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}{done.stderr}"
 
 
+class Background:
+    """Work a test module starts early (its start_early) in a thread; result() waits for it and raises what it
+    raised, in the test that needs it."""
+
+    def __init__(self, name: str, work):
+        self._outcome = {}
+
+        def run():
+            try:
+                self._outcome["value"] = work()
+            except BaseException as error:
+                self._outcome["error"] = error
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+
+    def result(self, timeout: float = 600):
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"{self._thread.name} was not done within {timeout:.0f} s"
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
+
+
 def start_services(*scripts: str) -> None:
     """The scripts, each with the arguments the test bed uses; for work that starts outside pytest's fixtures
     (a test module's start_early)."""

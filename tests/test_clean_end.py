@@ -29,7 +29,15 @@ import pytest
 from devportal import container_env
 from devportal.jobs import SlurmJob
 from devportal.ood import stage
-from devportal.testbed import OWNER, STORES_ROOT, make_store, start_services, write_demo_store, write_site_config
+from devportal.testbed import (
+    OWNER,
+    STORES_ROOT,
+    Background,
+    make_store,
+    start_services,
+    write_demo_store,
+    write_site_config,
+)
 
 ENVIRONMENTS = ["plain", "wrapped"]
 TIME_LIMIT_REASON = "The session reached its time limit. Launch a new one with more hours if you need longer."
@@ -111,34 +119,30 @@ def test_cancel_through_slurm_leaves_nothing(launch, site_config, env):
     assert "stopped before its time ran out" in job.session.render_completed()
 
 
-EARLY: dict = {}
+EARLY: dict = {}  # "work": the Background that starts the time-limit sessions; "jobs": theirs, for the clean-up
 
 
 def start_early(names: set) -> None:
     """tests/conftest.py calls this when collection ends: the time-limit sessions start then, in the background,
     so the minute and a half Slurm takes to end them passes while the tests before this module run."""
-    if "test_the_time_limit_leaves_nothing_and_the_card_says_why" not in names:
-        return
+    if "test_the_time_limit_leaves_nothing_and_the_card_says_why" in names:
+        jobs = EARLY["jobs"] = []
+        EARLY["work"] = Background("the time-limit sessions", lambda: early_time_limit_sessions(jobs))
 
-    def run():
-        try:
-            start_services("create-users.sh", "start-slurm.sh")
-            work = Path(tempfile.mkdtemp(prefix="ood-mlflow-time-limit-"))
 
-            def site_config(major, extra_setup="", **overrides):
-                return write_site_config(work / f"site-{len(list(work.iterdir()))}.yml", major, extra_setup,
-                                         **overrides)
+def early_time_limit_sessions(jobs: list) -> dict:
+    """The time-limit sessions, launched as the launch fixture does (outside pytest's fixtures: in a thread)."""
+    start_services("create-users.sh", "start-slurm.sh")
+    work = Path(tempfile.mkdtemp(prefix="ood-mlflow-time-limit-"))
 
-            def launch(values, env, runner):
-                job = SlurmJob(stage(values, user=OWNER, env=env))
-                EARLY.setdefault("jobs", []).append(job)
-                return job.start()
+    def site_config(major, extra_setup="", **overrides):
+        return write_site_config(work / f"site-{len(list(work.iterdir()))}.yml", major, extra_setup, **overrides)
 
-            EARLY["sessions"] = time_limit_sessions(launch, site_config)
-        except BaseException as error:  # raised again in the test
-            EARLY["error"] = error
-    EARLY["thread"] = threading.Thread(target=run, name="time-limit-sessions", daemon=True)
-    EARLY["thread"].start()
+    def launch(values, env, runner):
+        jobs.append(SlurmJob(stage(values, user=OWNER, env=env)))
+        return jobs[-1].start()
+
+    return time_limit_sessions(launch, site_config)
 
 
 def time_limit_sessions(launch, site_config) -> dict:
@@ -152,21 +156,15 @@ def time_limit_sessions(launch, site_config) -> dict:
 
 
 @pytest.mark.slurm
-def test_the_time_limit_leaves_nothing_and_the_card_says_why(launch, site_config):
+def test_the_time_limit_leaves_nothing_and_the_card_says_why():
     """Slurm ends the job at a limit an administrator lowered, so the form's hours (1) are not when it ends
-    (the sessions started with start_early, or here when this test runs alone)."""
-    if "thread" in EARLY:
-        EARLY["thread"].join(timeout=600)
-        try:
-            assert not EARLY["thread"].is_alive(), "the time-limit sessions did not start within 10 minutes"
-            if "error" in EARLY:
-                raise EARLY["error"]
-            check_time_limit_ends(EARLY["sessions"])
-        finally:
-            for job in EARLY.get("jobs", ()):
-                job.cancel()
-    else:
-        check_time_limit_ends(time_limit_sessions(launch, site_config))
+    (the sessions were started by start_early, when collection ended)."""
+    assert "work" in EARLY, "tests/conftest.py did not call start_early"
+    try:
+        check_time_limit_ends(EARLY["work"].result())
+    finally:
+        for job in EARLY["jobs"]:
+            job.cancel()
 
 
 def check_time_limit_ends(sessions: dict) -> None:

@@ -18,7 +18,6 @@ import atexit
 import json
 import pwd
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,16 @@ import pytest
 
 from devportal import postgres as postgres_server
 from devportal.ood import as_user
-from devportal.testbed import MLFLOW_VENVS, OWNER, STORES_ROOT, make_store, own_tree, start_services, tree_digest
+from devportal.testbed import (
+    MLFLOW_VENVS,
+    OWNER,
+    STORES_ROOT,
+    Background,
+    make_store,
+    own_tree,
+    start_services,
+    tree_digest,
+)
 
 STORES = [("sqlite", "3"), ("directory", "3"), ("sqlite", "2"), ("postgresql", "3")]
 SUMMARY = "3 runs are RUNNING in MLflow, but their Slurm jobs have ended: 2 CANCELLED, 1 TIMEOUT."
@@ -91,8 +99,9 @@ def uri_of(kind: str, store: str) -> str:
     return f"sqlite:///{store}" if kind == "sqlite" else store
 
 
-def prepare(jobs_holder: dict) -> None:
-    """Make the stores and submit the jobs, then wait until every run has started (as a background thread)."""
+def prepare(submitted: list) -> Jobs:
+    """Make the stores and submit the jobs (their ids into `submitted`), then wait until every run has started
+    (in the background: start_early)."""
     start_services("create-users.sh", "start-slurm.sh", "start-postgres.sh")
     stores = {}
     for kind, major in STORES:
@@ -109,8 +118,7 @@ def prepare(jobs_holder: dict) -> None:
         lines.append(f"'{python}' '{work}/train.py' '{uri_of(kind, store)}' {kind}{major} '{markers}' \"$1\" &")
     (work / "job.sh").write_text("\n".join(lines + ["wait", ""]))
     own_tree(work, OWNER, 0o755)
-    jobs = jobs_holder["jobs"] = Jobs(stores, markers)
-    submitted = jobs_holder["submitted"] = []
+    jobs = Jobs(stores, markers)
     atexit.register(lambda: subprocess.run(["scancel", *submitted], timeout=30) if submitted else None)
 
     def submit(*options: str, link: str = "tag") -> str:
@@ -132,33 +140,24 @@ def prepare(jobs_holder: dict) -> None:
         assert time.monotonic() < deadline, f"the runs did not start: {sorted(p.name for p in markers.iterdir())}"
         time.sleep(1)
     subprocess.run(["scancel", jobs.ids["cancelled"], jobs.ids["array_dead"]], check=True, timeout=30)
+    return jobs
 
 
-EARLY: dict = {}
+EARLY: dict = {}  # "work": the Background that prepares the jobs; "submitted": their ids, for the clean-up
 
 
 def start_early(names: set = frozenset()) -> None:
     """tests/conftest.py calls this when collection ends and this module's tests are to run: the minute and a
     half that Slurm takes to end the time-limit job passes while the tests before this module run."""
-    def run():
-        try:
-            prepare(EARLY)
-        except BaseException as error:  # raised again by the fixture, in the test that needs it
-            EARLY["error"] = error
-    EARLY["thread"] = threading.Thread(target=run, name="slurm-runs-jobs", daemon=True)
-    EARLY["thread"].start()
+    submitted = EARLY["submitted"] = []
+    EARLY["work"] = Background("the Slurm-runs jobs", lambda: prepare(submitted))
 
 
 @pytest.fixture(scope="module")
 def slurm_jobs(users, postgres):
-    if "thread" not in EARLY:
-        start_early()
-    EARLY["thread"].join(timeout=600)
+    assert "work" in EARLY, "tests/conftest.py did not call start_early"
     try:
-        assert not EARLY["thread"].is_alive(), "the Slurm-runs jobs were not ready within 10 minutes"
-        if "error" in EARLY:
-            raise EARLY["error"]
-        jobs = EARLY["jobs"]
+        jobs = EARLY["work"].result()
         dead = [jobs.ids[role] for role in ("timeout", "cancelled", "array_dead")]
         deadline = time.monotonic() + 300
         while True:
@@ -172,7 +171,7 @@ def slurm_jobs(users, postgres):
         assert {state for state, _ in live.values()} == {"RUNNING"}, live
         yield jobs
     finally:
-        subprocess.run(["scancel", *EARLY.get("submitted", ())], timeout=30)
+        subprocess.run(["scancel", *EARLY["submitted"]], timeout=30)
 
 
 def mlflow_runs(kind: str, major: str, store: str, run_ids) -> dict:
